@@ -1,0 +1,2 @@
+//! The `ecs-image-operator` binary.
+fn main() {}

@@ -1,0 +1,1 @@
+//! A local Kubernetes API server double (work in progress).
