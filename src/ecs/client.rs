@@ -1,0 +1,394 @@
+//! The ECS HTTP client: signs each attempt (V1), sends it as a form-encoded POST, reads the answer,
+//! and retries what is retryable with jittered exponential backoff under a per-account rate limit.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use rand::Rng;
+
+use super::api::{
+    API_VERSION, Action, CancelTaskRequest, DeleteImageRequest, ImportImageRequest,
+    ImportImageResponse,
+};
+use super::credentials::CredentialProvider;
+use super::endpoint::EcsEndpoint;
+use super::error::{ApiError, DRY_RUN_SUCCESS_CODES, EcsError, ErrorClass};
+use super::params::Params;
+use super::retry::Backoff;
+use super::sign;
+
+/// How the client talks to ECS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// Where requests go.
+    pub endpoint: EcsEndpoint,
+    /// Time allowed to open a connection.
+    pub connect_timeout: Duration,
+    /// Time allowed for one attempt, from sending to the last byte of the answer.
+    pub request_timeout: Duration,
+    /// Attempts per call, the first included; 1 disables retries.
+    pub max_attempts: u32,
+    /// Waits between attempts.
+    pub backoff: Backoff,
+    /// Requests per second per (endpoint, AccessKey); `None` is unlimited.
+    pub rate_limit: Option<NonZeroU32>,
+    /// The `User-Agent` header.
+    pub user_agent: String,
+}
+
+/// Default requests per second per account: well under what ECS throttles at for describe calls,
+/// and far more than a batched poller needs (one call covers 100 imports).
+pub const DEFAULT_RATE_LIMIT: u32 = 10;
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: EcsEndpoint::Regional,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            max_attempts: 4,
+            backoff: Backoff::default(),
+            rate_limit: NonZeroU32::new(DEFAULT_RATE_LIMIT),
+            user_agent: format!("ecs-image-operator/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+/// What `CancelTask` achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// ECS accepted the cancellation.
+    Cancelled,
+    /// The task had already stopped (`InvalidTaskId.IncorrectTaskStatus`): re-read it to see how.
+    AlreadyStopped,
+    /// ECS does not know the task (`InvalidTaskId.NotFound`).
+    NotFound,
+}
+
+/// What `DeleteImage` achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    /// ECS deleted the image.
+    Deleted,
+    /// The image did not exist (`InvalidImageId.NotFound`), which is as good as deleted.
+    NotFound,
+}
+
+/// A cheap-to-clone ECS client; credentials are passed per call, so one client serves every account.
+#[derive(Debug, Clone)]
+pub struct EcsClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    config: ClientConfig,
+    limits: super::ratelimit::RateLimits,
+}
+
+impl EcsClient {
+    /// A client with its own connection pool.
+    pub fn new(config: ClientConfig) -> Result<Self, EcsError> {
+        super::ensure_tls_provider();
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .user_agent(config.user_agent.clone())
+            // Redirects would carry a signed request somewhere it was not signed for.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|source| EcsError::Transport {
+                action: "client set-up",
+                source,
+            })?;
+        let limits = super::ratelimit::RateLimits::new(config.rate_limit);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                config,
+                limits,
+            }),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// Calls one action and reads its successful answer.
+    pub async fn call<A: Action>(
+        &self,
+        credentials: &CredentialProvider,
+        request: &A,
+    ) -> Result<A::Response, EcsError> {
+        let body = self
+            .execute(A::NAME, request.region_id(), request.params()?, credentials)
+            .await?;
+        serde_json::from_str(&body).map_err(|error| EcsError::Decode {
+            action: A::NAME,
+            status: 200,
+            detail: error.to_string(),
+        })
+    }
+
+    /// `ImportImage`, made safe to retry: without a `ClientToken` one is generated, and every attempt
+    /// of this call carries the same one, so a lost answer can never produce a second image.
+    pub async fn import_image(
+        &self,
+        credentials: &CredentialProvider,
+        request: &ImportImageRequest,
+    ) -> Result<ImportImageResponse, EcsError> {
+        if request.client_token.is_some() {
+            return self.call(credentials, request).await;
+        }
+        let mut request = request.clone();
+        request.client_token = Some(random_hex(32));
+        self.call(credentials, &request).await
+    }
+
+    /// `ImportImage` with `DryRun=true`: checks parameters and permissions without importing.
+    ///
+    /// ECS reports a passed dry run as an error (`DryRunOperation` or `DRYRUN.SUCCESS`); that becomes
+    /// `Ok(())` here, and every other answer is the error that a real import would meet.
+    pub async fn dry_run_import_image(
+        &self,
+        credentials: &CredentialProvider,
+        request: &ImportImageRequest,
+    ) -> Result<(), EcsError> {
+        let mut request = request.clone();
+        request.dry_run = true;
+        match self
+            .execute(
+                ImportImageRequest::NAME,
+                &request.region_id,
+                request.params()?,
+                credentials,
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(EcsError::Api(error)) if DRY_RUN_SUCCESS_CODES.contains(&error.code.as_str()) => {
+                Ok(())
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// `CancelTask`, where "already stopped" and "no such task" are outcomes, not failures.
+    pub async fn cancel_task(
+        &self,
+        credentials: &CredentialProvider,
+        request: &CancelTaskRequest,
+    ) -> Result<CancelOutcome, EcsError> {
+        match self.call(credentials, request).await {
+            Ok(_) => Ok(CancelOutcome::Cancelled),
+            Err(EcsError::Api(error)) if error.code == "InvalidTaskId.IncorrectTaskStatus" => {
+                Ok(CancelOutcome::AlreadyStopped)
+            }
+            Err(EcsError::Api(error)) if error.code == "InvalidTaskId.NotFound" => {
+                Ok(CancelOutcome::NotFound)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// `DeleteImage`, where a missing image counts as deleted.
+    pub async fn delete_image(
+        &self,
+        credentials: &CredentialProvider,
+        request: &DeleteImageRequest,
+    ) -> Result<DeleteOutcome, EcsError> {
+        match self.call(credentials, request).await {
+            Ok(_) => Ok(DeleteOutcome::Deleted),
+            Err(EcsError::Api(error)) if error.code == "InvalidImageId.NotFound" => {
+                Ok(DeleteOutcome::NotFound)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Sends one call, with retries; returns the body of the successful answer.
+    async fn execute(
+        &self,
+        action: &'static str,
+        region: &str,
+        params: Params,
+        credentials: &CredentialProvider,
+    ) -> Result<String, EcsError> {
+        let url = self
+            .inner
+            .config
+            .endpoint
+            .url_for(region)
+            .map_err(EcsError::Endpoint)?;
+        let max_attempts = self.inner.config.max_attempts.max(1);
+        let mut attempt = 1;
+        loop {
+            let result = self.attempt(action, &url, &params, credentials).await;
+            let error = match result {
+                Ok(body) => return Ok(body),
+                Err(error) => error,
+            };
+            let class = error.class();
+            if !class.is_retryable() || attempt >= max_attempts {
+                return Err(error);
+            }
+            if class == ErrorClass::RefreshCredentials {
+                credentials.invalidate().await;
+            }
+            let wait = error.api().and_then(|api| api.retry_after).map_or_else(
+                || self.inner.config.backoff.delay(attempt),
+                |after| after.min(self.inner.config.backoff.cap),
+            );
+            tracing::info!(
+                action,
+                region,
+                attempt,
+                code = error.code(),
+                wait_ms = wait.as_millis() as u64,
+                "retrying ECS call"
+            );
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+
+    /// One signed attempt.
+    async fn attempt(
+        &self,
+        action: &'static str,
+        url: &str,
+        params: &Params,
+        credentials: &CredentialProvider,
+    ) -> Result<String, EcsError> {
+        let credentials = credentials.credentials().await?;
+        self.inner
+            .limits
+            .acquire(url, credentials.access_key_id())
+            .await;
+        // Nonce and timestamp are fresh per attempt, so a retry is never mistaken for a replay.
+        let mut signed = params.clone();
+        signed.set("Action", action);
+        signed.set("Version", API_VERSION);
+        signed.set("Format", "JSON");
+        signed.set("AccessKeyId", credentials.access_key_id());
+        signed.set("SignatureMethod", sign::V1_SIGNATURE_METHOD);
+        signed.set("SignatureVersion", sign::V1_SIGNATURE_VERSION);
+        signed.set("SignatureNonce", random_hex(32));
+        signed.set("Timestamp", ecs_timestamp(Timestamp::now()));
+        if let Some(token) = credentials.security_token() {
+            signed.set("SecurityToken", token);
+        }
+        let string_to_sign = sign::v1_string_to_sign("POST", &signed);
+        signed.set(
+            "Signature",
+            sign::v1_signature(credentials.access_key_secret(), &string_to_sign),
+        );
+
+        // A form body keeps the signature and any security token out of URLs and proxy logs.
+        let response = self
+            .inner
+            .http
+            .post(url)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .header(reqwest::header::ACCEPT, "application/json")
+            .body(signed.to_form())
+            .send()
+            .await
+            .map_err(|source| self.transport_error(action, source))?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("x-acs-retry-after")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.trim().parse::<f64>().ok())
+            .filter(|seconds| seconds.is_finite() && *seconds >= 0.0)
+            .map(Duration::from_secs_f64);
+        let body = response
+            .text()
+            .await
+            .map_err(|source| self.transport_error(action, source))?;
+        if (200..300).contains(&status) {
+            tracing::debug!(action, status, "ECS call succeeded");
+            return Ok(body);
+        }
+        match ApiError::parse(action, status, &body) {
+            Some(mut error) => {
+                error.retry_after = retry_after;
+                tracing::debug!(action, status, code = %error.code, request_id = error.request_id.as_deref().unwrap_or(""), "ECS call failed");
+                Err(EcsError::Api(Box::new(error)))
+            }
+            None => Err(EcsError::Decode {
+                action,
+                status,
+                detail: format!("an error answer without a code: {}", excerpt(&body)),
+            }),
+        }
+    }
+
+    fn transport_error(&self, action: &'static str, source: reqwest::Error) -> EcsError {
+        if source.is_timeout() {
+            EcsError::Timeout {
+                action,
+                timeout: self.inner.config.request_timeout,
+            }
+        } else {
+            EcsError::Transport { action, source }
+        }
+    }
+}
+
+/// ECS's timestamp format: UTC, whole seconds, `Z` (`2024-05-01T12:34:56Z`).
+pub fn ecs_timestamp(at: Timestamp) -> String {
+    at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// A random lowercase hex string, for nonces and generated client tokens.
+pub fn random_hex(length: usize) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut rng = rand::rng();
+    (0..length)
+        .map(|_| char::from(HEX[rng.random_range(0..16)]))
+        .collect()
+}
+
+fn excerpt(body: &str) -> String {
+    const LIMIT: usize = 200;
+    match body.char_indices().nth(LIMIT) {
+        Some((index, _)) => format!("{}…", &body[..index]),
+        None => body.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_have_whole_seconds_and_a_z() {
+        let at: Timestamp = "2024-05-01T12:34:56.789Z".parse().unwrap_or_default();
+        assert_eq!(ecs_timestamp(at), "2024-05-01T12:34:56Z");
+    }
+
+    #[test]
+    fn nonces_are_hex_of_the_asked_length_and_differ() {
+        let a = random_hex(32);
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(a, random_hex(32));
+    }
+
+    #[test]
+    fn excerpts_cut_long_bodies_on_character_boundaries() {
+        assert_eq!(excerpt("short"), "short");
+        let long = "テ".repeat(300);
+        assert_eq!(excerpt(&long).chars().count(), 201);
+    }
+}
