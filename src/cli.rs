@@ -1,1 +1,320 @@
-//! CLI
+//! The command line: every flag can also come from an environment variable (shown in `--help`).
+
+use std::num::NonZeroU32;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Serialize;
+
+use crate::ecs::api::{
+    ALL_IMAGE_STATUSES, CancelTaskRequest, DeleteImageRequest, DescribeImagesRequest,
+    DescribeRegionsRequest, DescribeTaskAttributeRequest, DescribeTasksRequest, TagFilter,
+};
+use crate::ecs::credentials::ServiceEndpoints;
+use crate::ecs::endpoint::EcsEndpoint;
+use crate::ecs::retry::Backoff;
+use crate::ecs::{ClientConfig, CredentialProvider, CredentialSource, EcsClient, EcsError};
+
+/// Imports disk images from OSS into Alibaba Cloud ECS, as a Kubernetes operator or from the shell.
+#[derive(Debug, Parser)]
+#[command(name = "ecs-image-operator", version, about, long_about = None)]
+pub struct Cli {
+    /// How log lines look.
+    #[command(flatten)]
+    pub logging: LoggingArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Logging options, shared by every subcommand.
+#[derive(Debug, Args)]
+pub struct LoggingArgs {
+    /// Log line format: `text` for people, `json` for log pipelines.
+    #[arg(long, global = true, env = "ECS_IMAGE_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log filter in `tracing` syntax, e.g. `info` or `ecs_image_operator=debug`.
+    #[arg(
+        long,
+        global = true,
+        env = "ECS_IMAGE_OPERATOR_LOG",
+        default_value = "info"
+    )]
+    pub log_level: String,
+}
+
+/// Log line formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Call ECS directly with the operator's client, to check credentials, endpoints, tasks and images.
+    #[command(subcommand)]
+    Ecs(EcsCommand),
+}
+
+/// How to reach ECS and with which credentials; shared by every ECS call.
+#[derive(Debug, Args)]
+pub struct EcsArgs {
+    /// Region to act in, e.g. `cn-hangzhou`.
+    #[arg(long, env = "ALIBABA_CLOUD_REGION_ID")]
+    pub region: String,
+    /// Send ECS requests here instead of `https://ecs.<region>.aliyuncs.com` (an emulator, a proxy or a
+    /// VPC endpoint); plain http is allowed only to loopback hosts.
+    #[arg(long, env = "ECS_IMAGE_OPERATOR_ECS_ENDPOINT")]
+    pub ecs_endpoint: Option<String>,
+    /// STS endpoint for RRSA (OIDC) credentials instead of `https://sts.aliyuncs.com`.
+    #[arg(long, env = "ECS_IMAGE_OPERATOR_STS_ENDPOINT")]
+    pub sts_endpoint: Option<String>,
+    /// Metadata service for ECS instance RAM role credentials instead of `http://100.100.100.200`.
+    #[arg(long, env = "ECS_IMAGE_OPERATOR_METADATA_ENDPOINT")]
+    pub metadata_endpoint: Option<String>,
+    /// Most ECS requests per second per AccessKey and endpoint (0 for no limit).
+    #[arg(long, env = "ECS_IMAGE_OPERATOR_RATE_LIMIT", default_value_t = crate::ecs::client::DEFAULT_RATE_LIMIT)]
+    pub rate_limit: u32,
+    /// Seconds allowed for one ECS request.
+    #[arg(long, env = "ECS_IMAGE_OPERATOR_ECS_TIMEOUT", default_value_t = 30)]
+    pub timeout_seconds: u64,
+    /// Attempts per ECS call when ECS throttles, fails with 5xx or cannot be reached.
+    #[arg(long, env = "ECS_IMAGE_OPERATOR_ECS_MAX_ATTEMPTS", default_value_t = 4)]
+    pub max_attempts: u32,
+}
+
+impl EcsArgs {
+    /// The client configuration these flags describe.
+    pub fn client_config(&self) -> Result<ClientConfig, EcsError> {
+        let endpoint = match &self.ecs_endpoint {
+            Some(url) => EcsEndpoint::override_url(url).map_err(EcsError::Endpoint)?,
+            None => EcsEndpoint::Regional,
+        };
+        Ok(ClientConfig {
+            endpoint,
+            request_timeout: Duration::from_secs(self.timeout_seconds.max(1)),
+            max_attempts: self.max_attempts.max(1),
+            backoff: Backoff::default(),
+            rate_limit: NonZeroU32::new(self.rate_limit),
+            ..ClientConfig::default()
+        })
+    }
+
+    /// The credentials of the environment: AccessKey variables, RRSA, or the instance RAM role.
+    pub fn credentials(&self) -> Result<CredentialProvider, EcsError> {
+        let endpoints = ServiceEndpoints {
+            sts: self.sts_endpoint.clone(),
+            metadata: self.metadata_endpoint.clone(),
+        };
+        let source =
+            CredentialSource::from_environment(|name| std::env::var(name).ok(), &endpoints)?;
+        Ok(CredentialProvider::new(source)?)
+    }
+}
+
+/// ECS calls, printed as JSON.
+#[derive(Debug, Subcommand)]
+pub enum EcsCommand {
+    /// List the regions the account can use (a quick check of credentials and endpoint).
+    DescribeRegions {
+        /// How to reach ECS.
+        #[command(flatten)]
+        ecs: EcsArgs,
+    },
+    /// Show up to 100 tasks at once.
+    DescribeTasks {
+        /// How to reach ECS.
+        #[command(flatten)]
+        ecs: EcsArgs,
+        /// Task IDs (`t-…`); without any, the newest image-import tasks.
+        task_ids: Vec<String>,
+    },
+    /// Show one task in detail, with its progress and error.
+    DescribeTask {
+        /// How to reach ECS.
+        #[command(flatten)]
+        ecs: EcsArgs,
+        /// Task ID (`t-…`).
+        task_id: String,
+    },
+    /// Show images by ID, or those the operator manages, in every status.
+    DescribeImages {
+        /// How to reach ECS.
+        #[command(flatten)]
+        ecs: EcsArgs,
+        /// Image IDs (`m-…`); without any, the images tagged by this operator.
+        image_ids: Vec<String>,
+    },
+    /// Cancel a running image-import task.
+    CancelTask {
+        /// How to reach ECS.
+        #[command(flatten)]
+        ecs: EcsArgs,
+        /// Task ID (`t-…`).
+        task_id: String,
+    },
+    /// Delete an image.
+    DeleteImage {
+        /// How to reach ECS.
+        #[command(flatten)]
+        ecs: EcsArgs,
+        /// Image ID (`m-…`).
+        image_id: String,
+        /// Delete even when instances still use the image.
+        #[arg(long, env = "ECS_IMAGE_OPERATOR_DELETE_FORCE")]
+        force: bool,
+    },
+}
+
+/// The tag key every image this operator creates carries.
+pub const UID_TAG_KEY: &str = "ecs-image-operator/uid";
+
+impl EcsCommand {
+    /// Runs the call and prints the answer as JSON on stdout.
+    pub async fn run(self) -> Result<ExitCode, EcsError> {
+        match self {
+            Self::DescribeRegions { ecs } => {
+                let (client, credentials) = connect(&ecs)?;
+                let request = DescribeRegionsRequest {
+                    region_id: ecs.region.clone(),
+                    ..Default::default()
+                };
+                print_json(&client.call(&credentials, &request).await?)
+            }
+            Self::DescribeTasks { ecs, task_ids } => {
+                let (client, credentials) = connect(&ecs)?;
+                let request = DescribeTasksRequest {
+                    region_id: ecs.region.clone(),
+                    task_action: task_ids.is_empty().then(|| "ImportImage".to_string()),
+                    task_ids,
+                    page_size: Some(100),
+                    ..Default::default()
+                };
+                print_json(&client.call(&credentials, &request).await?)
+            }
+            Self::DescribeTask { ecs, task_id } => {
+                let (client, credentials) = connect(&ecs)?;
+                let request = DescribeTaskAttributeRequest {
+                    region_id: ecs.region.clone(),
+                    task_id,
+                };
+                print_json(&client.call(&credentials, &request).await?)
+            }
+            Self::DescribeImages { ecs, image_ids } => {
+                let (client, credentials) = connect(&ecs)?;
+                let tags = if image_ids.is_empty() {
+                    vec![TagFilter {
+                        key: UID_TAG_KEY.to_string(),
+                        value: None,
+                    }]
+                } else {
+                    Vec::new()
+                };
+                let request = DescribeImagesRequest {
+                    region_id: ecs.region.clone(),
+                    image_ids,
+                    image_owner_alias: Some("self".into()),
+                    statuses: ALL_IMAGE_STATUSES.split(',').map(String::from).collect(),
+                    tags,
+                    page_size: Some(100),
+                    ..Default::default()
+                };
+                print_json(&client.call(&credentials, &request).await?)
+            }
+            Self::CancelTask { ecs, task_id } => {
+                let (client, credentials) = connect(&ecs)?;
+                let request = CancelTaskRequest {
+                    region_id: ecs.region.clone(),
+                    task_id,
+                };
+                let outcome = client.cancel_task(&credentials, &request).await?;
+                print_json(&serde_json::json!({ "outcome": format!("{outcome:?}") }))
+            }
+            Self::DeleteImage {
+                ecs,
+                image_id,
+                force,
+            } => {
+                let (client, credentials) = connect(&ecs)?;
+                let request = DeleteImageRequest {
+                    region_id: ecs.region.clone(),
+                    image_id,
+                    force,
+                };
+                let outcome = client.delete_image(&credentials, &request).await?;
+                print_json(&serde_json::json!({ "outcome": format!("{outcome:?}") }))
+            }
+        }
+    }
+}
+
+fn connect(ecs: &EcsArgs) -> Result<(EcsClient, CredentialProvider), EcsError> {
+    Ok((EcsClient::new(ecs.client_config()?)?, ecs.credentials()?))
+}
+
+fn print_json(value: &impl Serialize) -> Result<ExitCode, EcsError> {
+    let text = serde_json::to_string_pretty(value).map_err(|error| EcsError::Decode {
+        action: "print",
+        status: 200,
+        detail: error.to_string(),
+    })?;
+    println!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+#[allow(clippy::panic)] // a test fails loudly by design
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_ecs_flag_has_an_environment_variable() {
+        let command = Cli::command();
+        let ecs = command
+            .find_subcommand("ecs")
+            .map(|ecs| ecs.get_subcommands().cloned().collect::<Vec<_>>());
+        for sub in ecs.unwrap_or_default() {
+            for arg in sub.get_arguments().filter(|arg| arg.get_long().is_some()) {
+                let name = arg.get_id().as_str();
+                assert!(
+                    arg.get_env().is_some(),
+                    "--{name} of {} has no env var",
+                    sub.get_name()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_http_endpoint_off_this_machine_is_refused() {
+        let cli = Cli::try_parse_from([
+            "ecs-image-operator",
+            "ecs",
+            "describe-regions",
+            "--region",
+            "cn-hangzhou",
+            "--ecs-endpoint",
+            "http://ecs.example.com",
+        ]);
+        match cli {
+            Ok(Cli {
+                command: Command::Ecs(EcsCommand::DescribeRegions { ecs }),
+                ..
+            }) => {
+                assert!(matches!(ecs.client_config(), Err(EcsError::Endpoint(_))));
+            }
+            other => panic!("unexpected parse: {other:?}"),
+        }
+    }
+}

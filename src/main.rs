@@ -1,2 +1,42 @@
-//! The `ecs-image-operator` binary.
-fn main() {}
+//! The `ecs-image-operator` binary: parses the command line and runs the chosen subcommand.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use ecs_image_operator::cli::{Cli, Command, LogFormat, LoggingArgs};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    ecs_image_operator::ecs::ensure_tls_provider();
+    let cli = Cli::parse();
+    init_logging(&cli.logging);
+    let result = match cli.command {
+        Command::Ecs(command) => command.run().await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            // The error chain is the whole explanation a user gets; print every cause.
+            let mut message = error.to_string();
+            let mut source = std::error::Error::source(&error);
+            while let Some(cause) = source {
+                message.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            tracing::error!(code = error.code(), "{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(args: &LoggingArgs) {
+    let filter = EnvFilter::try_new(&args.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}

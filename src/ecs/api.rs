@@ -9,7 +9,7 @@
 //! `TaskSet` as object or array, sizes as numbers or strings, times with or without seconds).
 
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::error::EcsError;
 use super::params::Params;
@@ -43,7 +43,7 @@ pub trait Action: Send + Sync {
 }
 
 /// A response that carries nothing but its request ID.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Acknowledged {
     /// ECS request ID.
@@ -52,7 +52,8 @@ pub struct Acknowledged {
 }
 
 /// A tag (`Tag.N.Key` / `Tag.N.Value`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct Tag {
     /// Key, 1–128 characters.
     pub key: String,
@@ -234,7 +235,7 @@ impl Action for ImportImageRequest {
 }
 
 /// What `ImportImage` returns: the new image and the task that fills it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ImportImageResponse {
     /// ECS request ID.
@@ -302,7 +303,7 @@ impl Action for DescribeTasksRequest {
 }
 
 /// What `DescribeTasks` returns.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DescribeTasksResponse {
     /// ECS request ID.
@@ -326,7 +327,7 @@ pub struct DescribeTasksResponse {
 }
 
 /// One task as `DescribeTasks` lists it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct TaskSummary {
     /// `t-…`.
@@ -420,7 +421,7 @@ impl Action for DescribeTaskAttributeRequest {
 }
 
 /// What `DescribeTaskAttribute` returns.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct TaskAttribute {
     /// ECS request ID.
@@ -488,7 +489,7 @@ impl TaskAttribute {
 }
 
 /// One sub-operation of a task.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct OperationProgress {
     /// e.g. `Success`, `Failed`.
@@ -510,7 +511,7 @@ pub struct OperationProgress {
 }
 
 /// A name/value pair of an operation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct RelatedItem {
     /// Name.
@@ -626,7 +627,7 @@ impl Action for DescribeImagesRequest {
 }
 
 /// What `DescribeImages` returns.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DescribeImagesResponse {
     /// ECS request ID.
@@ -650,7 +651,7 @@ pub struct DescribeImagesResponse {
 }
 
 /// An image as `DescribeImages` shows it (the fields this operator reads).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Image {
     /// `m-…`.
@@ -719,7 +720,7 @@ impl Image {
 }
 
 /// A disk of an image.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ImageDisk {
     /// Device name.
@@ -926,7 +927,7 @@ impl Action for DescribeRegionsRequest {
 }
 
 /// What `DescribeRegions` returns.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DescribeRegionsResponse {
     /// ECS request ID.
@@ -938,7 +939,7 @@ pub struct DescribeRegionsResponse {
 }
 
 /// One region.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Region {
     /// e.g. `cn-hangzhou`.
@@ -963,7 +964,7 @@ pub fn parse_percent(text: &str) -> Option<u8> {
     let number = text.trim().trim_end_matches('%').trim();
     let value: f64 = number.parse().ok()?;
     // Truncation is intended: progress only ever shows whole percents.
-    (0.0..=100.0).contains(&value).then(|| value as u8)
+    (0.0..=100.0).contains(&value).then_some(value as u8)
 }
 
 /// Reads ECS times: `2024-05-01T12:35:00Z`, and the seconds-less `2015-11-24T12:50Z` some answers use.

@@ -480,7 +480,7 @@ impl CredentialProvider {
         let fresh = match &self.source {
             CredentialSource::Static(credentials) => credentials.clone(),
             CredentialSource::Oidc(config) => self.assume_role_with_oidc(config).await?,
-            CredentialSource::Metadata(config) => self.from_metadata(config).await?,
+            CredentialSource::Metadata(config) => self.fetch_from_metadata(config).await?,
         };
         tracing::debug!(source = self.source.kind(), access_key_id = fresh.access_key_id(), expiration = ?fresh.expiration, "obtained credentials");
         *cached = Some(fresh.clone());
@@ -566,7 +566,7 @@ impl CredentialProvider {
         parsed.credentials.into_credentials(SERVICE, status)
     }
 
-    async fn from_metadata(
+    async fn fetch_from_metadata(
         &self,
         config: &MetadataConfig,
     ) -> Result<Credentials, CredentialsError> {
