@@ -56,6 +56,8 @@ pub enum LogFormat {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Print the `ImageImport` CustomResourceDefinition as YAML (`… crd | kubectl apply -f -`).
+    Crd,
     /// Call ECS directly with the operator's client, to check credentials, endpoints, tasks and images.
     #[command(subcommand)]
     Ecs(EcsCommand),

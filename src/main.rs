@@ -12,22 +12,28 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.logging);
     let result = match cli.command {
-        Command::Ecs(command) => command.run().await,
+        Command::Crd => print_crd(),
+        Command::Ecs(command) => command.run().await.map_err(Into::into),
     };
     match result {
         Ok(code) => code,
         Err(error) => {
             // The error chain is the whole explanation a user gets; print every cause.
             let mut message = error.to_string();
-            let mut source = std::error::Error::source(&error);
+            let mut source = error.source();
             while let Some(cause) = source {
                 message.push_str(&format!(": {cause}"));
                 source = cause.source();
             }
-            tracing::error!(code = error.code(), "{message}");
+            tracing::error!("{message}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn print_crd() -> Result<ExitCode, Box<dyn std::error::Error>> {
+    print!("{}", ecs_image_operator::api::crd_yaml()?);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn init_logging(args: &LoggingArgs) {
