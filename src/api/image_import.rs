@@ -480,6 +480,10 @@ pub struct ImageImportStatus {
     /// The last error from ECS or the operator, with the ECS request ID to quote to support.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<LastError>,
+    /// `resourceVersion` of the credentials Secret this status was computed with: a stall caused by
+    /// credentials is retried as soon as the Secret changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_credentials_version: Option<String>,
     /// `Ready`, `Reconciling` and `Stalled`, following the kstatus convention.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
@@ -515,7 +519,7 @@ impl Phase {
 }
 
 /// An error as status shows it.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LastError {
     /// ECS error code (e.g. `QuotaExceed.Image`), or the operator's own code.
@@ -525,4 +529,7 @@ pub struct LastError {
     /// ECS request ID.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// When the error happened; errors fixed outside Kubernetes are retried a while after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<Time>,
 }

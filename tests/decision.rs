@@ -1,0 +1,773 @@
+//! The reconcile decision table, branch by branch, without a network. Fixtures are YAML manifests.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails loudly by design
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use ecs_image_operator::api::conditions::{self, types};
+use ecs_image_operator::api::{ImageImport, ImageImportStatus, Phase};
+use ecs_image_operator::controller::decision::{
+    self, Decision, EcsAction, Failure, Finalize, ImageView, Lookup, Observed, Resource, TaskView,
+    Timing,
+};
+use ecs_image_operator::ecs::ErrorClass;
+use ecs_image_operator::ecs::api::TaskStatus;
+use jiff::{SignedDuration, Timestamp};
+
+const MANIFEST: &str = r#"
+apiVersion: ecs.image-import.dev/v1alpha1
+kind: ImageImport
+metadata:
+  name: ubuntu
+  namespace: images
+  uid: 6f1c2a4e-9b7d-4c1e-8f2a-0123456789ab
+  generation: 1
+spec:
+  regionId: cn-hangzhou
+  imageName: ubuntu-2204
+  description: Ubuntu 22.04 golden image
+  platform: Ubuntu
+  tags:
+    team: platform
+  diskDeviceMappings:
+    - ossBucket: golden-images
+      ossObject: ubuntu/22.04.qcow2
+      format: QCOW2
+"#;
+
+fn object() -> ImageImport {
+    serde_saphyr::from_str(MANIFEST).unwrap()
+}
+
+fn now() -> Timestamp {
+    "2026-11-28T12:00:00Z".parse().unwrap()
+}
+
+fn later(seconds: i64) -> Timestamp {
+    now()
+        .checked_add(SignedDuration::from_secs(seconds))
+        .unwrap()
+}
+
+struct Fixture {
+    object: ImageImport,
+    status: ImageImportStatus,
+    paused: bool,
+    credentials_version: Option<String>,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        Self {
+            object: object(),
+            status: ImageImportStatus::default(),
+            paused: false,
+            credentials_version: None,
+        }
+    }
+
+    fn with_status(mut self, status: ImageImportStatus) -> Self {
+        self.status = status;
+        self
+    }
+
+    fn resource(&self) -> Resource<'_> {
+        Resource {
+            uid: self.object.metadata.uid.as_deref().unwrap(),
+            namespace: "images",
+            name: "ubuntu",
+            generation: self.object.metadata.generation.unwrap(),
+            spec: &self.object.spec,
+            status: &self.status,
+            paused: self.paused,
+            credentials_version: self.credentials_version.as_deref(),
+        }
+    }
+
+    fn apply(&self, observed: &Observed, at: Timestamp) -> Decision {
+        decision::apply(&self.resource(), observed, &Timing::default(), at)
+    }
+
+    fn cleanup(&self, observed: &Observed) -> Decision {
+        decision::cleanup(&self.resource(), observed, &Timing::default(), now())
+    }
+}
+
+fn condition(status: &ImageImportStatus, type_: &str) -> (String, String) {
+    let c = conditions::find(&status.conditions, type_)
+        .unwrap_or_else(|| panic!("no {type_} condition"));
+    (c.status.clone(), c.reason.clone())
+}
+
+fn image(id: &str, status: &str, progress: Option<u8>) -> ImageView {
+    let fixture = Fixture::new();
+    ImageView {
+        id: id.into(),
+        status: status.into(),
+        progress,
+        name: "ubuntu-2204".into(),
+        description: "Ubuntu 22.04 golden image".into(),
+        tags: decision::desired_tags(&fixture.resource()),
+    }
+}
+
+fn task(id: &str, status: TaskStatus, progress: Option<u8>) -> TaskView {
+    TaskView {
+        id: id.into(),
+        status,
+        progress,
+        error: None,
+    }
+}
+
+/// The status right after ECS accepted the import.
+fn importing_status() -> ImageImportStatus {
+    let fixture = Fixture::new();
+    decision::after_import(
+        &fixture.resource(),
+        &ImageImportStatus::default(),
+        "m-1",
+        "t-1",
+        now(),
+    )
+}
+
+#[test]
+fn a_new_resource_with_nothing_in_ecs_is_imported() {
+    let fixture = Fixture::new();
+    let decision = fixture.apply(
+        &Observed {
+            image: Lookup::Missing,
+            task: Lookup::NotAsked,
+        },
+        now(),
+    );
+    assert_eq!(decision.action, EcsAction::Import);
+    assert_eq!(decision.status.phase, Some(Phase::Pending));
+    assert_eq!(decision.status.observed_generation, Some(1));
+    assert_eq!(condition(&decision.status, types::RECONCILING).0, "True");
+    assert_eq!(condition(&decision.status, types::READY).0, "False");
+    assert_eq!(condition(&decision.status, types::STALLED).0, "False");
+    assert_eq!(
+        decision
+            .events
+            .iter()
+            .map(|e| (e.warning, e.reason.as_str()))
+            .collect::<Vec<_>>(),
+        [(false, "Pending")]
+    );
+    assert_eq!(decision.finalize, Finalize::No);
+}
+
+#[test]
+fn a_paused_new_resource_is_not_imported() {
+    let mut fixture = Fixture::new();
+    fixture.paused = true;
+    let decision = fixture.apply(
+        &Observed {
+            image: Lookup::Missing,
+            task: Lookup::NotAsked,
+        },
+        now(),
+    );
+    assert_eq!(decision.action, EcsAction::None);
+    assert_eq!(
+        condition(&decision.status, types::RECONCILING),
+        ("False".into(), "Paused".into())
+    );
+    assert_eq!(decision.requeue, None);
+}
+
+#[test]
+fn an_image_carrying_our_uid_tag_is_adopted_instead_of_imported_again() {
+    let fixture = Fixture::new();
+    let observed = Observed {
+        image: Lookup::Found(image("m-lost", "Creating", Some(30))),
+        task: Lookup::Found(task("t-lost", TaskStatus::Processing, Some(30))),
+    };
+    let decision = fixture.apply(&observed, now());
+    assert_eq!(
+        decision.action,
+        EcsAction::None,
+        "never a second ImportImage"
+    );
+    assert_eq!(decision.status.image_id.as_deref(), Some("m-lost"));
+    assert_eq!(decision.status.import_task_id.as_deref(), Some("t-lost"));
+    assert_eq!(decision.status.phase, Some(Phase::Importing));
+    assert_eq!(decision.status.progress, Some(30));
+}
+
+#[test]
+fn ids_are_recorded_as_soon_as_ecs_accepts_the_import() {
+    let status = importing_status();
+    assert_eq!(status.image_id.as_deref(), Some("m-1"));
+    assert_eq!(status.import_task_id.as_deref(), Some("t-1"));
+    assert_eq!(status.phase, Some(Phase::Importing));
+    assert_eq!(status.start_time.as_ref().map(|t| t.0), Some(now()));
+    assert_eq!(status.message.as_deref(), Some("importing t-1: 0%"));
+}
+
+#[test]
+fn a_running_import_reports_progress_and_polls() {
+    let fixture = Fixture::new().with_status(importing_status());
+    let observed = Observed {
+        image: Lookup::Found(image("m-1", "Creating", Some(45))),
+        task: Lookup::Found(task("t-1", TaskStatus::Processing, Some(40))),
+    };
+    let decision = fixture.apply(&observed, later(60));
+    assert_eq!(decision.action, EcsAction::None);
+    assert_eq!(
+        decision.status.progress,
+        Some(45),
+        "the image's progress wins over the task's"
+    );
+    assert_eq!(
+        decision.status.message.as_deref(),
+        Some("importing t-1: 45%")
+    );
+    assert_eq!(decision.requeue, Some(Timing::default().poll_interval));
+    assert!(decision.events.is_empty(), "no phase change, no event");
+}
+
+#[test]
+fn a_finished_import_is_available_and_ready() {
+    let fixture = Fixture::new().with_status(importing_status());
+    let observed = Observed {
+        image: Lookup::Found(image("m-1", "Available", Some(100))),
+        task: Lookup::Found(task("t-1", TaskStatus::Finished, Some(100))),
+    };
+    let decision = fixture.apply(&observed, later(600));
+    assert_eq!(decision.action, EcsAction::None);
+    assert_eq!(decision.status.phase, Some(Phase::Available));
+    assert_eq!(decision.status.progress, Some(100));
+    assert_eq!(
+        decision.status.completion_time.as_ref().map(|t| t.0),
+        Some(later(600))
+    );
+    assert_eq!(
+        condition(&decision.status, types::READY),
+        ("True".into(), "Available".into())
+    );
+    assert_eq!(condition(&decision.status, types::RECONCILING).0, "False");
+    assert_eq!(decision.requeue, Some(Timing::default().resync_interval));
+    assert_eq!(
+        decision
+            .events
+            .iter()
+            .map(|e| e.reason.as_str())
+            .collect::<Vec<_>>(),
+        ["Available"]
+    );
+}
+
+#[test]
+fn a_finished_task_with_an_image_still_creating_keeps_importing() {
+    let fixture = Fixture::new().with_status(importing_status());
+    let observed = Observed {
+        image: Lookup::Found(image("m-1", "Creating", Some(99))),
+        task: Lookup::Found(task("t-1", TaskStatus::Finished, Some(100))),
+    };
+    assert_eq!(
+        fixture.apply(&observed, later(600)).status.phase,
+        Some(Phase::Importing)
+    );
+}
+
+#[test]
+fn a_failed_task_stalls_with_its_ecs_code() {
+    let fixture = Fixture::new().with_status(importing_status());
+    let mut failed = task("t-1", TaskStatus::Failed, Some(12));
+    failed.error = Some((
+        "InvalidImageFormat.Malformed".into(),
+        "The image format is wrong.".into(),
+    ));
+    let observed = Observed {
+        image: Lookup::Found(image("m-1", "CreateFailed", None)),
+        task: Lookup::Found(failed),
+    };
+    let decision = fixture.apply(&observed, later(60));
+    assert_eq!(decision.status.phase, Some(Phase::Failed));
+    assert_eq!(
+        condition(&decision.status, types::STALLED),
+        ("True".into(), "InvalidImageFormat.Malformed".into())
+    );
+    assert_eq!(
+        decision.status.last_error.as_ref().map(|e| e.code.as_str()),
+        Some("InvalidImageFormat.Malformed")
+    );
+    assert_eq!(decision.requeue, None);
+    assert!(
+        decision
+            .events
+            .iter()
+            .any(|e| e.warning && e.reason == "Failed"),
+        "{:?}",
+        decision.events
+    );
+}
+
+#[test]
+fn a_task_cancelled_outside_the_operator_fails_the_import() {
+    let fixture = Fixture::new().with_status(importing_status());
+    let observed = Observed {
+        image: Lookup::Missing,
+        task: Lookup::Found(task("t-1", TaskStatus::Cancelled, None)),
+    };
+    let decision = fixture.apply(&observed, later(60));
+    assert_eq!(decision.status.phase, Some(Phase::Failed));
+    assert_eq!(
+        condition(&decision.status, types::STALLED).1,
+        "TaskCancelled"
+    );
+}
+
+#[test]
+fn a_failed_image_without_task_detail_still_fails() {
+    let fixture = Fixture::new().with_status(importing_status());
+    let observed = Observed {
+        image: Lookup::Found(image("m-1", "UnAvailable", None)),
+        task: Lookup::Missing,
+    };
+    let decision = fixture.apply(&observed, later(60));
+    assert_eq!(decision.status.phase, Some(Phase::Failed));
+    assert_eq!(
+        condition(&decision.status, types::STALLED).1,
+        "ImportFailed"
+    );
+}
+
+#[test]
+fn not_found_right_after_the_import_is_waited_out_but_not_forever() {
+    let fixture = Fixture::new().with_status(importing_status());
+    let nothing = Observed {
+        image: Lookup::Missing,
+        task: Lookup::Missing,
+    };
+    assert_eq!(
+        fixture.apply(&nothing, later(10)).status.phase,
+        Some(Phase::Importing),
+        "eventual consistency"
+    );
+    let decision = fixture.apply(&nothing, later(3600));
+    assert_eq!(decision.status.phase, Some(Phase::Failed));
+    assert_eq!(
+        condition(&decision.status, types::STALLED).1,
+        "ImageNotFound"
+    );
+}
+
+fn available_status() -> ImageImportStatus {
+    let fixture = Fixture::new().with_status(importing_status());
+    let observed = Observed {
+        image: Lookup::Found(image("m-1", "Available", Some(100))),
+        task: Lookup::Missing,
+    };
+    fixture.apply(&observed, later(600)).status
+}
+
+#[test]
+fn name_description_and_tag_changes_are_applied_in_place() {
+    let mut fixture = Fixture::new().with_status(available_status());
+    fixture.object.spec.image_name = Some("ubuntu-2204-v2".into());
+    fixture.object.spec.tags.insert(
+        "cost-center".into(),
+        ecs_image_operator::api::image_import::TagValue("42".into()),
+    );
+    fixture.object.spec.tags.remove("team");
+    fixture.object.metadata.generation = Some(2);
+    let mut current = image("m-1", "Available", Some(100));
+    current.tags.insert("acs:system".into(), "kept".into());
+    let decision = fixture.apply(
+        &Observed {
+            image: Lookup::Found(current),
+            task: Lookup::Missing,
+        },
+        later(700),
+    );
+    let EcsAction::UpdateImage(update) = decision.action else {
+        panic!("expected an update, got {:?}", decision.action)
+    };
+    assert_eq!(update.image_id, "m-1");
+    assert_eq!(update.name.as_deref(), Some("ubuntu-2204-v2"));
+    assert_eq!(
+        update.description, None,
+        "unchanged description is not sent"
+    );
+    assert_eq!(
+        update.set_tags,
+        BTreeMap::from([("cost-center".to_string(), "42".to_string())])
+    );
+    assert_eq!(
+        update.remove_tags,
+        ["team"],
+        "ECS's acs: tags are never removed"
+    );
+    assert_eq!(
+        condition(&decision.status, types::READY).0,
+        "False",
+        "not ready until the update is applied"
+    );
+    assert_eq!(decision.status.observed_generation, Some(2));
+}
+
+#[test]
+fn a_paused_available_resource_is_not_updated() {
+    let mut fixture = Fixture::new().with_status(available_status());
+    fixture.paused = true;
+    fixture.object.spec.description = Some("changed".into());
+    let decision = fixture.apply(
+        &Observed {
+            image: Lookup::Found(image("m-1", "Available", None)),
+            task: Lookup::Missing,
+        },
+        later(700),
+    );
+    assert_eq!(decision.action, EcsAction::None);
+    assert_eq!(condition(&decision.status, types::RECONCILING).1, "Paused");
+}
+
+#[test]
+fn an_available_image_in_line_with_the_spec_needs_nothing() {
+    let fixture = Fixture::new().with_status(available_status());
+    let decision = fixture.apply(
+        &Observed {
+            image: Lookup::Found(image("m-1", "Available", None)),
+            task: Lookup::Missing,
+        },
+        later(700),
+    );
+    assert_eq!(decision.action, EcsAction::None);
+    assert_eq!(
+        decision.status, fixture.status,
+        "an unchanged status is not rewritten"
+    );
+}
+
+fn failure(code: &str, class: ErrorClass) -> Failure {
+    Failure {
+        code: code.into(),
+        message: format!("{code} happened"),
+        request_id: Some("R-9".into()),
+        class,
+    }
+}
+
+#[test]
+fn a_transient_failure_retries_with_backoff_and_keeps_the_phase() {
+    let fixture = Fixture::new().with_status(importing_status());
+    let decision = decision::after_failure(
+        &fixture.resource(),
+        &fixture.status,
+        &failure("Throttling.User", ErrorClass::Retryable),
+        3,
+        &Timing::default(),
+        now(),
+    );
+    assert_eq!(decision.status.phase, Some(Phase::Importing));
+    assert_eq!(
+        condition(&decision.status, types::RECONCILING),
+        ("True".into(), "Retrying".into())
+    );
+    let backoff = Timing::default().backoff;
+    let wait = decision.requeue.unwrap();
+    assert!(
+        wait >= backoff.ceiling(3) / 2 && wait <= backoff.ceiling(3),
+        "{wait:?}"
+    );
+    assert_eq!(
+        decision
+            .status
+            .last_error
+            .as_ref()
+            .and_then(|e| e.request_id.as_deref()),
+        Some("R-9")
+    );
+}
+
+#[test]
+fn an_invalid_request_stalls_until_the_spec_or_the_secret_changes() {
+    let fixture = Fixture::new();
+    let stalled = decision::after_failure(
+        &fixture.resource(),
+        &ImageImportStatus::default(),
+        &failure("InvalidImageName.Malformed", ErrorClass::InvalidRequest),
+        1,
+        &Timing::default(),
+        now(),
+    );
+    assert_eq!(stalled.status.phase, Some(Phase::Failed));
+    assert_eq!(
+        condition(&stalled.status, types::STALLED),
+        ("True".into(), "InvalidImageName.Malformed".into())
+    );
+    assert_eq!(stalled.requeue, None);
+    assert!(
+        stalled
+            .events
+            .iter()
+            .any(|e| e.warning && e.reason == "InvalidImageName.Malformed")
+    );
+
+    let same = Fixture::new().with_status(stalled.status.clone());
+    let again = same.apply(
+        &Observed {
+            image: Lookup::Missing,
+            task: Lookup::NotAsked,
+        },
+        later(3600),
+    );
+    assert_eq!(
+        again.action,
+        EcsAction::None,
+        "the same spec fails the same way"
+    );
+
+    let mut edited = Fixture::new().with_status(stalled.status.clone());
+    edited.object.metadata.generation = Some(2);
+    let retried = edited.apply(
+        &Observed {
+            image: Lookup::Missing,
+            task: Lookup::NotAsked,
+        },
+        later(10),
+    );
+    assert_eq!(retried.action, EcsAction::Import);
+    assert_eq!(
+        condition(&retried.status, types::STALLED).0,
+        "False",
+        "a retry clears the stall"
+    );
+
+    let mut rotated = Fixture::new().with_status(stalled.status);
+    rotated.credentials_version = Some("rv-2".into());
+    let retried = rotated.apply(
+        &Observed {
+            image: Lookup::Missing,
+            task: Lookup::NotAsked,
+        },
+        later(10),
+    );
+    assert_eq!(
+        retried.action,
+        EcsAction::Import,
+        "a changed Secret is tried at once"
+    );
+}
+
+#[test]
+fn an_error_fixed_outside_kubernetes_is_retried_slowly() {
+    let fixture = Fixture::new();
+    let timing = Timing::default();
+    let stalled = decision::after_failure(
+        &fixture.resource(),
+        &ImageImportStatus::default(),
+        &failure("NoSetRoletoECSServiceAcount", ErrorClass::External),
+        1,
+        &timing,
+        now(),
+    );
+    assert_eq!(stalled.requeue, Some(timing.external_retry));
+    assert_eq!(
+        condition(&stalled.status, types::STALLED).1,
+        "NoSetRoletoECSServiceAcount"
+    );
+    let fixture = Fixture::new().with_status(stalled.status);
+    let early = fixture.apply(
+        &Observed {
+            image: Lookup::Missing,
+            task: Lookup::NotAsked,
+        },
+        later(60),
+    );
+    assert_eq!(early.action, EcsAction::None);
+    assert_eq!(
+        early.requeue,
+        Some(timing.external_retry - Duration::from_secs(60))
+    );
+    let due = fixture.apply(
+        &Observed {
+            image: Lookup::Missing,
+            task: Lookup::NotAsked,
+        },
+        later(301),
+    );
+    assert_eq!(due.action, EcsAction::Import);
+}
+
+#[test]
+fn retain_lets_the_resource_go_without_touching_ecs() {
+    let mut fixture = Fixture::new().with_status(importing_status());
+    fixture.object.spec.deletion_policy =
+        ecs_image_operator::api::image_import::DeletionPolicy::Retain;
+    let observed = Observed {
+        image: Lookup::NotAsked,
+        task: Lookup::Found(task("t-1", TaskStatus::Processing, None)),
+    };
+    let decision = fixture.cleanup(&observed);
+    assert_eq!(
+        (decision.action, decision.finalize),
+        (EcsAction::None, Finalize::Now)
+    );
+}
+
+#[test]
+fn deleting_while_importing_cancels_the_task_first() {
+    let fixture = Fixture::new().with_status(importing_status());
+    let observed = Observed {
+        image: Lookup::Found(image("m-1", "Creating", Some(50))),
+        task: Lookup::Found(task("t-1", TaskStatus::Processing, Some(50))),
+    };
+    let decision = fixture.cleanup(&observed);
+    assert_eq!(
+        decision.action,
+        EcsAction::CancelTask {
+            task_id: "t-1".into()
+        }
+    );
+    assert_eq!(
+        decision.finalize,
+        Finalize::No,
+        "the finalizer stays until the image is gone"
+    );
+    assert_eq!(decision.status.phase, Some(Phase::Deleting));
+    assert!(decision.requeue.is_some());
+}
+
+#[test]
+fn deleting_after_the_task_stopped_deletes_the_image_then_finalizes() {
+    let fixture = Fixture::new().with_status(available_status());
+    let observed = Observed {
+        image: Lookup::Found(image("m-1", "Available", None)),
+        task: Lookup::Found(task("t-1", TaskStatus::Finished, None)),
+    };
+    let decision = fixture.cleanup(&observed);
+    assert_eq!(
+        decision.action,
+        EcsAction::DeleteImage {
+            image_id: "m-1".into()
+        }
+    );
+    assert_eq!(decision.finalize, Finalize::AfterAction);
+}
+
+#[test]
+fn deleting_with_nothing_left_in_ecs_finalizes_at_once() {
+    let fixture = Fixture::new().with_status(available_status());
+    let decision = fixture.cleanup(&Observed {
+        image: Lookup::Missing,
+        task: Lookup::Missing,
+    });
+    assert_eq!(
+        (decision.action, decision.finalize),
+        (EcsAction::None, Finalize::Now)
+    );
+    let never_imported = Fixture::new();
+    let decision = never_imported.cleanup(&Observed {
+        image: Lookup::Missing,
+        task: Lookup::NotAsked,
+    });
+    assert_eq!(
+        (decision.action, decision.finalize),
+        (EcsAction::None, Finalize::Now)
+    );
+}
+
+#[test]
+fn deleting_finds_an_image_the_status_never_recorded() {
+    let fixture = Fixture::new();
+    let observed = Observed {
+        image: Lookup::Found(image("m-lost", "Available", None)),
+        task: Lookup::Missing,
+    };
+    assert_eq!(
+        fixture.cleanup(&observed).action,
+        EcsAction::DeleteImage {
+            image_id: "m-lost".into()
+        }
+    );
+}
+
+#[test]
+fn a_paused_deletion_waits_and_says_so() {
+    let mut fixture = Fixture::new().with_status(available_status());
+    fixture.paused = true;
+    let observed = Observed {
+        image: Lookup::Found(image("m-1", "Available", None)),
+        task: Lookup::Missing,
+    };
+    let decision = fixture.cleanup(&observed);
+    assert_eq!(
+        (decision.action, decision.finalize),
+        (EcsAction::None, Finalize::No)
+    );
+    assert_eq!(
+        condition(&decision.status, types::STALLED),
+        ("True".into(), "Paused".into())
+    );
+    assert!(
+        decision
+            .events
+            .iter()
+            .any(|e| e.warning && e.reason == "Paused"),
+        "{:?}",
+        decision.events
+    );
+}
+
+#[test]
+fn a_blocked_deletion_is_a_condition_an_event_and_a_slow_retry() {
+    let fixture = Fixture::new().with_status(available_status());
+    let deleting = fixture.cleanup(&Observed {
+        image: Lookup::Found(image("m-1", "Available", None)),
+        task: Lookup::Missing,
+    });
+    let decision = decision::after_failure(
+        &fixture.resource(),
+        &deleting.status,
+        &failure("ImageUsingByInstance", ErrorClass::External),
+        1,
+        &Timing::default(),
+        now(),
+    );
+    assert_eq!(decision.status.phase, Some(Phase::Deleting));
+    assert_eq!(
+        condition(&decision.status, types::STALLED).1,
+        "ImageUsingByInstance"
+    );
+    assert!(
+        decision.requeue.is_some(),
+        "a deletion never waits silently forever"
+    );
+    assert!(
+        decision
+            .events
+            .iter()
+            .any(|e| e.warning && e.reason == "ImageUsingByInstance")
+    );
+}
+
+#[test]
+fn the_client_token_is_the_uid_and_tags_identify_the_resource() {
+    let fixture = Fixture::new();
+    assert_eq!(
+        decision::client_token("6f1c2a4e-9b7d-4c1e-8f2a-0123456789ab"),
+        "6f1c2a4e-9b7d-4c1e-8f2a-0123456789ab"
+    );
+    assert_eq!(decision::client_token(&"x".repeat(100)).len(), 64);
+    let tags = decision::operator_tags(&fixture.resource());
+    assert_eq!(
+        tags.get("ecs-image-operator/uid").map(String::as_str),
+        Some("6f1c2a4e-9b7d-4c1e-8f2a-0123456789ab")
+    );
+    assert_eq!(
+        tags.get("ecs-image-operator/namespace").map(String::as_str),
+        Some("images")
+    );
+    assert_eq!(
+        tags.get("ecs-image-operator/name").map(String::as_str),
+        Some("ubuntu")
+    );
+    let desired = decision::desired_tags(&fixture.resource());
+    assert_eq!(desired.get("team").map(String::as_str), Some("platform"));
+    assert_eq!(desired.len(), 4);
+}
