@@ -1,5 +1,8 @@
 //! The operator's controller. [`decision`] is the pure heart: what to do for one resource given
-//! what ECS reports; the runtime around it (watching, polling ECS in batches, writing status) is
-//! built on top of it.
+//! what ECS reports. [`reconciler`] runs it under kube-runtime; [`poller`] follows running imports
+//! in batches; [`port`] is the controller's only way to ECS.
 
 pub mod decision;
+pub mod poller;
+pub mod port;
+pub mod reconciler;

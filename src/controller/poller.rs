@@ -1,0 +1,266 @@
+//! Batched following of running imports: one poll per (region, account) asks ECS about up to 100
+//! images per `DescribeImages` call, and wakes only the resources whose image changed.
+//!
+//! Per round that is `ceil(in-flight imports / 100)` read calls per account and region, however many
+//! resources there are; a per-resource poller (Terraform's provider) makes one call per import.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures::channel::mpsc::UnboundedSender;
+use tokio::sync::Notify;
+
+use super::decision::{ImageView, Lookup};
+use super::port::EcsPort;
+use crate::ecs::CredentialProvider;
+use crate::ecs::api::{ALL_IMAGE_STATUSES, DescribeImagesRequest, Image, MAX_IDS_PER_CALL};
+
+/// One account in one region: the unit of batching.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct GroupKey {
+    /// Region.
+    pub region: String,
+    /// AccessKey ID of the account's credentials.
+    pub account: String,
+}
+
+struct Tracked {
+    image_id: String,
+    latest: Option<Lookup<ImageView>>,
+}
+
+struct Group<K> {
+    credentials: Arc<CredentialProvider>,
+    tracked: HashMap<K, Tracked>,
+}
+
+struct State<K> {
+    groups: HashMap<GroupKey, Group<K>>,
+    group_of: HashMap<K, GroupKey>,
+}
+
+/// Follows running imports in batches. `K` identifies a resource (an `ObjectRef` in the controller).
+pub struct Poller<K, P> {
+    ecs: Arc<P>,
+    state: Mutex<State<K>>,
+    wake: UnboundedSender<K>,
+    new_work: Notify,
+    interval: Duration,
+}
+
+/// Newly tracked imports wait this long for others to join their first round, so a burst of
+/// creations (or an operator restart) is looked up in a few batched calls instead of one each.
+const BATCH_WINDOW: Duration = Duration::from_millis(250);
+
+/// What one polling round did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RoundStats {
+    /// `DescribeImages` calls made.
+    pub calls: usize,
+    /// Resources whose image changed and were woken.
+    pub woken: usize,
+    /// Calls that failed (their resources keep their last state).
+    pub failed_calls: usize,
+}
+
+impl<K, P> Poller<K, P>
+where
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+    P: EcsPort,
+{
+    /// A poller that wakes resources by sending their key on `wake`.
+    pub fn new(ecs: Arc<P>, wake: UnboundedSender<K>, interval: Duration) -> Self {
+        Self {
+            ecs,
+            state: Mutex::new(State {
+                groups: HashMap::new(),
+                group_of: HashMap::new(),
+            }),
+            wake,
+            new_work: Notify::new(),
+            interval,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State<K>> {
+        // A panic while holding the lock cannot leave the maps half-updated in a harmful way.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Follows `image_id` for `key` until [`Poller::untrack`]; returns the latest observation, if any
+    /// round has seen it yet.
+    pub fn track(
+        &self,
+        key: K,
+        group: GroupKey,
+        credentials: Arc<CredentialProvider>,
+        image_id: &str,
+    ) -> Option<Lookup<ImageView>> {
+        let mut state = self.lock();
+        if let Some(previous) = state.group_of.get(&key).cloned()
+            && previous != group
+            && let Some(old) = state.groups.get_mut(&previous)
+        {
+            old.tracked.remove(&key);
+        }
+        state.group_of.insert(key.clone(), group.clone());
+        let entry = state.groups.entry(group).or_insert_with(|| Group {
+            credentials: Arc::clone(&credentials),
+            tracked: HashMap::new(),
+        });
+        // Rotated credentials of the same account replace the old provider.
+        entry.credentials = credentials;
+        let tracked = entry.tracked.entry(key).or_insert_with(|| Tracked {
+            image_id: image_id.to_string(),
+            latest: None,
+        });
+        if tracked.image_id != image_id {
+            *tracked = Tracked {
+                image_id: image_id.to_string(),
+                latest: None,
+            };
+        }
+        let latest = tracked.latest.clone();
+        drop(state);
+        if latest.is_none() {
+            self.new_work.notify_one();
+        }
+        latest
+    }
+
+    /// Stops following `key` (its import ended, or the resource is gone).
+    pub fn untrack(&self, key: &K) {
+        let mut state = self.lock();
+        if let Some(group) = state.group_of.remove(key)
+            && let Some(entry) = state.groups.get_mut(&group)
+        {
+            entry.tracked.remove(key);
+            if entry.tracked.is_empty() {
+                state.groups.remove(&group);
+            }
+        }
+    }
+
+    /// How many imports are followed.
+    pub fn tracked(&self) -> usize {
+        self.lock().group_of.len()
+    }
+
+    /// Runs rounds forever: every interval, and shortly after new imports are tracked.
+    pub async fn run(&self) {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(self.interval) => {}
+                () = self.new_work.notified() => tokio::time::sleep(BATCH_WINDOW).await,
+            }
+            let stats = self.round().await;
+            if stats.calls > 0 {
+                tracing::debug!(
+                    calls = stats.calls,
+                    woken = stats.woken,
+                    failed = stats.failed_calls,
+                    "poll round"
+                );
+            }
+        }
+    }
+
+    /// One round over every group.
+    pub async fn round(&self) -> RoundStats {
+        let work: Vec<(GroupKey, Arc<CredentialProvider>, Vec<String>)> = {
+            let state = self.lock();
+            state
+                .groups
+                .iter()
+                .map(|(key, group)| {
+                    let mut ids: Vec<String> =
+                        group.tracked.values().map(|t| t.image_id.clone()).collect();
+                    ids.sort();
+                    ids.dedup();
+                    (key.clone(), Arc::clone(&group.credentials), ids)
+                })
+                .collect()
+        };
+        let mut stats = RoundStats::default();
+        for (group, credentials, ids) in work {
+            for chunk in ids.chunks(MAX_IDS_PER_CALL) {
+                let request = DescribeImagesRequest {
+                    region_id: group.region.clone(),
+                    image_ids: chunk.to_vec(),
+                    statuses: ALL_IMAGE_STATUSES.split(',').map(String::from).collect(),
+                    page_size: Some(MAX_IDS_PER_CALL as u32),
+                    ..Default::default()
+                };
+                stats.calls += 1;
+                match self.ecs.describe_images(&credentials, &request).await {
+                    Ok(response) => {
+                        let found: HashMap<String, ImageView> = response
+                            .images
+                            .iter()
+                            .map(|image| (image.image_id.clone(), image_view(image)))
+                            .collect();
+                        stats.woken += self.record(&group, chunk, &found);
+                    }
+                    Err(error) => {
+                        stats.failed_calls += 1;
+                        tracing::warn!(region = %group.region, code = error.code(), "polling imports failed: {error}");
+                    }
+                }
+            }
+        }
+        stats
+    }
+
+    fn record(
+        &self,
+        group: &GroupKey,
+        chunk: &[String],
+        found: &HashMap<String, ImageView>,
+    ) -> usize {
+        let mut to_wake = Vec::new();
+        {
+            let mut state = self.lock();
+            let Some(entry) = state.groups.get_mut(group) else {
+                return 0;
+            };
+            for (key, tracked) in entry
+                .tracked
+                .iter_mut()
+                .filter(|(_, t)| chunk.contains(&t.image_id))
+            {
+                let now = match found.get(&tracked.image_id) {
+                    Some(view) => Lookup::Found(view.clone()),
+                    None => Lookup::Missing,
+                };
+                if tracked.latest.as_ref() != Some(&now) {
+                    tracked.latest = Some(now);
+                    to_wake.push(key.clone());
+                }
+            }
+        }
+        let woken = to_wake.len();
+        for key in to_wake {
+            // The controller may have stopped; then nobody needs waking.
+            let _ = self.wake.unbounded_send(key);
+        }
+        woken
+    }
+}
+
+/// The decision's view of an ECS image.
+pub fn image_view(image: &Image) -> ImageView {
+    ImageView {
+        id: image.image_id.clone(),
+        status: image.status.clone(),
+        progress: image.progress_percent(),
+        name: image.image_name.clone(),
+        description: image.description.clone(),
+        tags: image
+            .tags
+            .iter()
+            .map(|tag| (tag.key.clone(), tag.value.clone()))
+            .collect(),
+    }
+}

@@ -1,0 +1,965 @@
+//! The kube-runtime controller around the pure decision: `reconcile` hands the object to the
+//! finalizer helper, which dispatches to `apply` and `cleanup`; each gathers what ECS reports,
+//! decides, carries out the ECS action, and writes status with server-side apply when it changed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, PartialObjectMeta, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+
+use super::decision::{
+    self, Decision, EcsAction, Failure, Finalize, ImageUpdate, Lookup, Observed,
+    Resource as DecisionResource, TaskView, Timing,
+};
+use super::poller::{GroupKey, Poller, image_view};
+use super::port::EcsPort;
+use crate::api::image_import::{
+    FINALIZER, ImageImport, ImageImportStatus, PAUSED_ANNOTATION, Phase, UID_TAG,
+};
+use crate::ecs::api::{
+    ALL_IMAGE_STATUSES, CancelTaskRequest, DeleteImageRequest, DescribeImagesRequest,
+    DescribeTaskAttributeRequest, DescribeTasksRequest, DiskDeviceMapping, ImageFeatures,
+    ImportImageRequest, ModifyImageAttributeRequest, RESOURCE_TYPE_IMAGE, Tag, TagFilter,
+    TagResourcesRequest, UntagResourcesRequest,
+};
+use crate::ecs::{CredentialProvider, Credentials, CredentialsError, EcsError, ErrorClass};
+
+/// The field manager of every write.
+pub const FIELD_MANAGER: &str = "ecs-image-operator";
+
+/// Errors of the controller layer; each has a stable metric label.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A Kubernetes API call failed.
+    #[error("kubernetes API call failed: {0}")]
+    Kube(#[source] Box<kube::Error>),
+    /// The finalizer helper failed.
+    #[error("finalizer failed: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// Deletion has more to do in ECS; the finalizer stays and the resource is looked at again.
+    #[error("deletion still in progress")]
+    DeletionPending(Duration),
+    /// The object lacks a namespace or a name (a namespaced resource always has both).
+    #[error("object has no {0}")]
+    Incomplete(&'static str),
+}
+
+impl From<kube::Error> for Error {
+    fn from(error: kube::Error) -> Self {
+        Self::Kube(Box::new(error))
+    }
+}
+
+impl Error {
+    /// A stable label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Kube(_) => "kube",
+            Self::Finalizer(_) => "finalizer",
+            Self::DeletionPending(_) => "deletion_pending",
+            Self::Incomplete(_) => "incomplete_object",
+        }
+    }
+}
+
+/// A Secret by (namespace, name).
+type SecretKey = (String, String);
+
+/// What the controller needs, shared by every reconcile.
+pub struct Context<P: EcsPort> {
+    client: Client,
+    ecs: Arc<P>,
+    poller: Arc<Poller<ObjectRef<ImageImport>, P>>,
+    default_credentials: Option<Arc<CredentialProvider>>,
+    secret_credentials: Mutex<HashMap<SecretKey, (String, Arc<CredentialProvider>)>>,
+    failures: Mutex<HashMap<ObjectRef<ImageImport>, u32>>,
+    recorder: Recorder,
+    timing: Timing,
+}
+
+/// Settings of a controller run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Watch only this namespace (all when `None`).
+    pub namespace: Option<String>,
+    /// Decision timings, including the poll interval.
+    pub timing: Timing,
+    /// Reconciles running at once.
+    pub concurrency: u16,
+    /// Credentials for resources without a credentials Secret.
+    pub default_credentials: Option<Arc<CredentialProvider>>,
+    /// Name recorded on Events.
+    pub reporter: String,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Runs the controller until `shutdown` completes.
+pub async fn run<P: EcsPort>(
+    client: Client,
+    ecs: Arc<P>,
+    settings: Settings,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let (wake_tx, wake_rx) = futures::channel::mpsc::unbounded();
+    let poller = Arc::new(Poller::new(
+        Arc::clone(&ecs),
+        wake_tx,
+        settings.timing.poll_interval,
+    ));
+    let reporter = Reporter {
+        controller: settings.reporter.clone(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let context = Arc::new(Context {
+        client: client.clone(),
+        ecs,
+        poller: Arc::clone(&poller),
+        default_credentials: settings.default_credentials.clone(),
+        secret_credentials: Mutex::new(HashMap::new()),
+        failures: Mutex::new(HashMap::new()),
+        recorder: Recorder::new(client.clone(), reporter),
+        timing: settings.timing,
+    });
+    let (imports, secrets): (Api<ImageImport>, Api<PartialObjectMeta<Secret>>) =
+        match &settings.namespace {
+            Some(namespace) => (
+                Api::namespaced(client.clone(), namespace),
+                Api::namespaced(client.clone(), namespace),
+            ),
+            None => (Api::all(client.clone()), Api::all(client.clone())),
+        };
+    let (reader, writer) = reflector::store();
+    // Only changes that can alter a decision wake a resource: our own status writes do not.
+    let trigger = watcher(imports, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(wake_predicate, PredicateConfig::default());
+    let store = reader.clone();
+    let secret_trigger = watcher(secrets, watcher::Config::default())
+        .default_backoff()
+        .touched_objects();
+    let poll_task = tokio::spawn(async move { poller.run().await });
+    Controller::for_stream(trigger, reader)
+        .watches_stream(secret_trigger, move |secret: PartialObjectMeta<Secret>| {
+            referencing(&store, &secret)
+        })
+        .reconcile_on(wake_rx)
+        .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, context)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!("reconcile loop: {error}");
+            }
+        })
+        .await;
+    poll_task.abort();
+}
+
+/// Hash of what may change a decision: generation, the pause annotation, deletion and finalizers.
+fn wake_predicate(object: &ImageImport) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    object.metadata.generation.hash(&mut hasher);
+    object
+        .annotations()
+        .get(PAUSED_ANNOTATION)
+        .hash(&mut hasher);
+    object
+        .metadata
+        .deletion_timestamp
+        .is_some()
+        .hash(&mut hasher);
+    object.finalizers().hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+/// The resources that use a Secret for credentials.
+fn referencing(
+    store: &reflector::Store<ImageImport>,
+    secret: &PartialObjectMeta<Secret>,
+) -> Vec<ObjectRef<ImageImport>> {
+    let namespace = secret.namespace();
+    let name = secret.name_any();
+    store
+        .state()
+        .iter()
+        .filter(|import| import.namespace() == namespace)
+        .filter(|import| {
+            import
+                .spec
+                .credentials_secret_ref
+                .as_ref()
+                .is_some_and(|r| r.name == name)
+        })
+        .map(|import| ObjectRef::from_obj(import.as_ref()))
+        .collect()
+}
+
+/// Hands the object to the finalizer helper, which dispatches to apply and cleanup.
+pub async fn reconcile<P: EcsPort>(
+    object: Arc<ImageImport>,
+    context: Arc<Context<P>>,
+) -> Result<Action, Error> {
+    let namespace = object.namespace().ok_or(Error::Incomplete("namespace"))?;
+    let api: Api<ImageImport> = Api::namespaced(context.client.clone(), &namespace);
+    finalizer(&api, FINALIZER, object, |event| async {
+        match event {
+            Finalizer::Apply(object) => apply(&object, &context).await,
+            Finalizer::Cleanup(object) => cleanup(&object, &context).await,
+        }
+    })
+    .await
+    .map_err(|error| Error::Finalizer(Box::new(error)))
+}
+
+/// Requeues after failed reconciles: a pending deletion after its own delay, the rest with backoff.
+pub fn error_policy<P: EcsPort>(
+    object: Arc<ImageImport>,
+    error: &Error,
+    context: Arc<Context<P>>,
+) -> Action {
+    if let Error::Finalizer(inner) = error
+        && let kube::runtime::finalizer::Error::CleanupFailed(Error::DeletionPending(wait)) =
+            inner.as_ref()
+    {
+        return Action::requeue(*wait);
+    }
+    let failures = context.count_failure(&ObjectRef::from_obj(object.as_ref()));
+    tracing::warn!(name = %object.name_any(), error = %error, kind = error.metric_label(), "reconcile failed");
+    Action::requeue(context.timing.backoff.delay(failures))
+}
+
+impl<P: EcsPort> Context<P> {
+    fn count_failure(&self, key: &ObjectRef<ImageImport>) -> u32 {
+        let mut failures = lock(&self.failures);
+        let count = failures.entry(key.clone()).or_insert(0);
+        *count = count.saturating_add(1);
+        *count
+    }
+
+    fn reset_failures(&self, key: &ObjectRef<ImageImport>) {
+        lock(&self.failures).remove(key);
+    }
+
+    /// The resource's credentials: its Secret (re-read every time, cached by resourceVersion), or the
+    /// operator's own. Returns the Secret's resourceVersion with them.
+    async fn credentials(
+        &self,
+        object: &ImageImport,
+    ) -> Result<(Arc<CredentialProvider>, Option<String>), Failure> {
+        let Some(reference) = &object.spec.credentials_secret_ref else {
+            return self
+                .default_credentials
+                .clone()
+                .map(|provider| (provider, None))
+                .ok_or_else(|| {
+                    let error = CredentialsError::NotConfigured;
+                    Failure {
+                        code: error.code().to_string(),
+                        message: error.to_string(),
+                        request_id: None,
+                        class: ErrorClass::External,
+                    }
+                });
+        };
+        let namespace = object.namespace().unwrap_or_default();
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &namespace);
+        let secret = match secrets.get_opt(&reference.name).await {
+            Ok(Some(secret)) => secret,
+            Ok(None) => {
+                return Err(Failure {
+                    code: "CredentialsSecretNotFound".into(),
+                    message: format!("Secret {namespace}/{} does not exist", reference.name),
+                    request_id: None,
+                    class: ErrorClass::InvalidRequest,
+                });
+            }
+            Err(error) => {
+                return Err(Failure {
+                    code: "CredentialsSecretUnreadable".into(),
+                    message: format!(
+                        "failed to read Secret {namespace}/{}: {error}",
+                        reference.name
+                    ),
+                    request_id: None,
+                    class: ErrorClass::Retryable,
+                });
+            }
+        };
+        let version = secret.resource_version().unwrap_or_default();
+        let key = (namespace.clone(), reference.name.clone());
+        if let Some((cached_version, provider)) = lock(&self.secret_credentials).get(&key)
+            && *cached_version == version
+        {
+            return Ok((Arc::clone(provider), Some(version)));
+        }
+        let data = secret
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(key, value)| (key, value.0))
+            .collect();
+        let credentials = Credentials::from_secret_data(&data).map_err(|error| Failure {
+            code: error.code().to_string(),
+            message: format!("Secret {namespace}/{}: {error}", reference.name),
+            request_id: None,
+            class: ErrorClass::InvalidRequest,
+        })?;
+        let provider = Arc::new(CredentialProvider::fixed(credentials));
+        lock(&self.secret_credentials).insert(key, (version.clone(), Arc::clone(&provider)));
+        Ok((provider, Some(version)))
+    }
+
+    async fn write_status(
+        &self,
+        object: &ImageImport,
+        status: &ImageImportStatus,
+    ) -> Result<(), Error> {
+        if object.status.as_ref() == Some(status) {
+            return Ok(());
+        }
+        let namespace = object.namespace().ok_or(Error::Incomplete("namespace"))?;
+        let name = object
+            .meta()
+            .name
+            .clone()
+            .ok_or(Error::Incomplete("name"))?;
+        let api: Api<ImageImport> = Api::namespaced(self.client.clone(), &namespace);
+        let patch = serde_json::json!({
+            "apiVersion": ImageImport::api_version(&()),
+            "kind": ImageImport::kind(&()),
+            "status": status,
+        });
+        api.patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn publish(&self, object: &ImageImport, decision: &Decision) {
+        for note in &decision.events {
+            let event = KubeEvent {
+                type_: if note.warning {
+                    EventType::Warning
+                } else {
+                    EventType::Normal
+                },
+                reason: note.reason.chars().take(128).collect(),
+                note: Some(note.message.chars().take(1000).collect()),
+                action: "Reconcile".into(),
+                secondary: None,
+            };
+            if let Err(error) = self.recorder.publish(&event, &object.object_ref(&())).await {
+                tracing::warn!(name = %object.name_any(), "failed to publish an event: {error}");
+            }
+        }
+    }
+}
+
+fn failure_from(error: &EcsError) -> Failure {
+    let api = error.api();
+    let mut message = api.map_or_else(|| error.to_string(), |api| api.message.clone());
+    if let Some(hint) = api.and_then(|api| api.hint()) {
+        message = format!("{message} ({hint})");
+    }
+    Failure {
+        code: error.code().to_string(),
+        message,
+        request_id: api.and_then(|api| api.request_id.clone()),
+        class: error.class(),
+    }
+}
+
+fn decision_resource<'a>(
+    object: &'a ImageImport,
+    status: &'a ImageImportStatus,
+    credentials_version: Option<&'a str>,
+) -> DecisionResource<'a> {
+    DecisionResource {
+        uid: object.metadata.uid.as_deref().unwrap_or_default(),
+        namespace: object.metadata.namespace.as_deref().unwrap_or_default(),
+        name: object.metadata.name.as_deref().unwrap_or_default(),
+        generation: object.metadata.generation.unwrap_or(0),
+        spec: &object.spec,
+        status,
+        paused: object
+            .annotations()
+            .get(PAUSED_ANNOTATION)
+            .is_some_and(|value| value == "true"),
+        credentials_version,
+    }
+}
+
+async fn apply<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Result<Action, Error> {
+    let key = ObjectRef::from_obj(object);
+    let status = object.status.clone().unwrap_or_default();
+    let now = Timestamp::now();
+    let (credentials, version) = match context.credentials(object).await {
+        Ok(found) => found,
+        Err(failure) => {
+            let resource = decision_resource(object, &status, None);
+            let failures = context.count_failure(&key);
+            let decision = decision::after_failure(
+                &resource,
+                &status,
+                &failure,
+                failures,
+                &context.timing,
+                now,
+            );
+            return finish(object, context, decision).await;
+        }
+    };
+    let resource = decision_resource(object, &status, version.as_deref());
+
+    // Finished imports whose spec and credentials did not change need no ECS call at all.
+    let settled = matches!(status.phase, Some(Phase::Available | Phase::Failed))
+        && status.observed_generation == object.metadata.generation
+        && status.observed_credentials_version == version
+        && !resource.paused;
+    if settled {
+        context.poller.untrack(&key);
+        return Ok(Action::await_change());
+    }
+
+    let observed = match observe(object, &status, &credentials, context, &key).await {
+        Ok(Some(observed)) => observed,
+        // The poller has not seen this import yet; it wakes the resource after its first round.
+        Ok(None) => return Ok(Action::requeue(context.timing.poll_interval)),
+        Err(error) => {
+            let failures = context.count_failure(&key);
+            let decision = decision::after_failure(
+                &resource,
+                &status,
+                &failure_from(&error),
+                failures,
+                &context.timing,
+                now,
+            );
+            return finish(object, context, decision).await;
+        }
+    };
+    let decision = decision::apply(&resource, &observed, &context.timing, now);
+    if matches!(
+        decision.status.phase,
+        Some(Phase::Available | Phase::Failed)
+    ) && decision.action == EcsAction::None
+    {
+        context.poller.untrack(&key);
+    }
+    let outcome = execute(object, &resource, &decision, &credentials, context).await;
+    match outcome {
+        Ok(Some(accepted)) => {
+            // Record the IDs before anything else can fail.
+            let status = decision::after_import(
+                &resource,
+                &decision.status,
+                &accepted.image_id,
+                &accepted.task_id,
+                now,
+            );
+            context.reset_failures(&key);
+            context.write_status(object, &status).await?;
+            let group = group_key(object, &credentials).await;
+            context
+                .poller
+                .track(key, group, credentials, &accepted.image_id);
+            let mut decision = decision;
+            decision.status = status;
+            context.publish(object, &decision).await;
+            Ok(Action::requeue(context.timing.poll_interval))
+        }
+        Ok(None) => {
+            context.reset_failures(&key);
+            finish(object, context, decision).await
+        }
+        Err(error) => {
+            let failures = context.count_failure(&key);
+            let failed = decision::after_failure(
+                &resource,
+                &decision.status,
+                &failure_from(&error),
+                failures,
+                &context.timing,
+                now,
+            );
+            finish(object, context, failed).await
+        }
+    }
+}
+
+async fn finish<P: EcsPort>(
+    object: &ImageImport,
+    context: &Context<P>,
+    decision: Decision,
+) -> Result<Action, Error> {
+    context.write_status(object, &decision.status).await?;
+    context.publish(object, &decision).await;
+    Ok(decision
+        .requeue
+        .map_or_else(Action::await_change, Action::requeue))
+}
+
+async fn group_key(object: &ImageImport, credentials: &CredentialProvider) -> GroupKey {
+    let account = credentials
+        .credentials()
+        .await
+        .map(|c| c.access_key_id().to_string())
+        .unwrap_or_default();
+    GroupKey {
+        region: object.spec.region_id.clone(),
+        account,
+    }
+}
+
+/// Gathers what ECS reports for `apply`: by UID tag when status records no image, else from the
+/// batched poller (one `DescribeImages` by ID when the spec of an available image changed).
+async fn observe<P: EcsPort>(
+    object: &ImageImport,
+    status: &ImageImportStatus,
+    credentials: &Arc<CredentialProvider>,
+    context: &Context<P>,
+    key: &ObjectRef<ImageImport>,
+) -> Result<Option<Observed>, EcsError> {
+    let region = &object.spec.region_id;
+    let Some(image_id) = &status.image_id else {
+        return find_by_uid(object, credentials, context).await.map(Some);
+    };
+    let image = if status.phase == Some(Phase::Importing) {
+        let group = group_key(object, credentials).await;
+        match context
+            .poller
+            .track(key.clone(), group, Arc::clone(credentials), image_id)
+        {
+            Some(image) => image,
+            None => return Ok(None),
+        }
+    } else {
+        describe_image(context, credentials, region, image_id).await?
+    };
+    let mut observed = Observed {
+        image,
+        task: Lookup::NotAsked,
+    };
+    // The failure detail of an import lives on its task.
+    let failed = observed
+        .image
+        .found()
+        .is_some_and(|image| matches!(image.status.as_str(), "CreateFailed" | "UnAvailable"));
+    if let (true, Some(task_id)) = (failed, &status.import_task_id) {
+        observed.task = describe_task(context, credentials, region, task_id).await?;
+    }
+    Ok(Some(observed))
+}
+
+async fn describe_image<P: EcsPort>(
+    context: &Context<P>,
+    credentials: &CredentialProvider,
+    region: &str,
+    image_id: &str,
+) -> Result<Lookup<decision::ImageView>, EcsError> {
+    let request = DescribeImagesRequest {
+        region_id: region.to_string(),
+        image_ids: vec![image_id.to_string()],
+        statuses: ALL_IMAGE_STATUSES.split(',').map(String::from).collect(),
+        ..Default::default()
+    };
+    let response = context.ecs.describe_images(credentials, &request).await?;
+    Ok(response
+        .images
+        .iter()
+        .find(|image| image.image_id == image_id)
+        .map_or(Lookup::Missing, |image| Lookup::Found(image_view(image))))
+}
+
+async fn describe_task<P: EcsPort>(
+    context: &Context<P>,
+    credentials: &CredentialProvider,
+    region: &str,
+    task_id: &str,
+) -> Result<Lookup<TaskView>, EcsError> {
+    let request = DescribeTaskAttributeRequest {
+        region_id: region.to_string(),
+        task_id: task_id.to_string(),
+    };
+    match context
+        .ecs
+        .describe_task_attribute(credentials, &request)
+        .await
+    {
+        Ok(task) => Ok(Lookup::Found(TaskView {
+            id: task.task_id.clone(),
+            status: task.status(),
+            progress: task.progress_percent(),
+            error: task
+                .first_error()
+                .map(|(code, message)| (code.to_string(), message.to_string())),
+        })),
+        Err(error) if error.code() == "InvalidTaskId.NotFound" => Ok(Lookup::Missing),
+        Err(error) => Err(error),
+    }
+}
+
+/// Looks for an image carrying this resource's UID tag, and its import task.
+async fn find_by_uid<P: EcsPort>(
+    object: &ImageImport,
+    credentials: &CredentialProvider,
+    context: &Context<P>,
+) -> Result<Observed, EcsError> {
+    let region = &object.spec.region_id;
+    let request = DescribeImagesRequest {
+        region_id: region.clone(),
+        image_owner_alias: Some("self".into()),
+        statuses: ALL_IMAGE_STATUSES.split(',').map(String::from).collect(),
+        tags: vec![TagFilter {
+            key: UID_TAG.to_string(),
+            value: object.metadata.uid.clone(),
+        }],
+        ..Default::default()
+    };
+    let response = context.ecs.describe_images(credentials, &request).await?;
+    let uid = object.metadata.uid.as_deref().unwrap_or_default();
+    let Some(image) = response
+        .images
+        .iter()
+        .find(|image| image.tag(UID_TAG) == Some(uid))
+    else {
+        return Ok(Observed {
+            image: Lookup::Missing,
+            task: Lookup::NotAsked,
+        });
+    };
+    let tasks = DescribeTasksRequest {
+        region_id: region.clone(),
+        task_action: Some("ImportImage".into()),
+        resource_ids: vec![image.image_id.clone()],
+        page_size: Some(10),
+        ..Default::default()
+    };
+    let task = context
+        .ecs
+        .describe_tasks(credentials, &tasks)
+        .await?
+        .tasks
+        .into_iter()
+        .find(|task| task.resource_id == image.image_id)
+        .map_or(Lookup::NotAsked, |task| {
+            Lookup::Found(TaskView {
+                id: task.task_id.clone(),
+                status: task.status(),
+                progress: None,
+                error: None,
+            })
+        });
+    Ok(Observed {
+        image: Lookup::Found(image_view(image)),
+        task,
+    })
+}
+
+/// IDs ECS returned for an accepted import.
+struct Accepted {
+    image_id: String,
+    task_id: String,
+}
+
+/// The `ImportImage` request a resource stands for.
+pub fn import_request(resource: &DecisionResource<'_>) -> ImportImageRequest {
+    let spec = resource.spec;
+    let arm64 = spec.architecture == Some(crate::api::image_import::Architecture::Arm64);
+    ImportImageRequest {
+        region_id: spec.region_id.clone(),
+        image_name: spec.image_name.clone(),
+        description: spec.description.clone(),
+        architecture: spec.architecture.map(|v| v.as_str().to_string()),
+        os_type: spec.os_type.map(|v| v.as_str().to_string()),
+        platform: spec.platform.map(|v| v.as_str().to_string()),
+        // arm64 boots with UEFI only; say so rather than rely on ECS's default.
+        boot_mode: spec
+            .boot_mode
+            .map(|v| v.as_str().to_string())
+            .or_else(|| arm64.then(|| "UEFI".to_string())),
+        license_type: spec.license_type.map(|v| v.as_str().to_string()),
+        role_name: spec.role_name.clone(),
+        resource_group_id: spec.resource_group_id.clone(),
+        detection_strategy: spec.detection_strategy.map(|v| v.as_str().to_string()),
+        storage_location_arn: None,
+        features: ImageFeatures {
+            nvme_support: spec
+                .features
+                .as_ref()
+                .and_then(|f| f.nvme_support)
+                .map(|v| v.as_str().to_string()),
+            imds_support: spec
+                .features
+                .as_ref()
+                .and_then(|f| f.imds_support)
+                .map(|v| v.as_str().to_string()),
+        },
+        disk_device_mappings: spec
+            .disk_device_mappings
+            .iter()
+            .map(|disk| DiskDeviceMapping {
+                oss_bucket: disk.oss_bucket.clone(),
+                oss_object: disk.oss_object.clone(),
+                format: disk.format.map(|v| v.as_str().to_string()),
+                disk_image_size: disk.disk_image_size,
+                device: disk.device.clone(),
+            })
+            .collect(),
+        tags: decision::desired_tags(resource)
+            .into_iter()
+            .map(|(key, value)| Tag::new(key, value))
+            .collect(),
+        client_token: Some(decision::client_token(resource.uid)),
+        dry_run: false,
+    }
+}
+
+/// Carries out the decided action; returns the IDs when an import was accepted.
+async fn execute<P: EcsPort>(
+    object: &ImageImport,
+    resource: &DecisionResource<'_>,
+    decision: &Decision,
+    credentials: &CredentialProvider,
+    context: &Context<P>,
+) -> Result<Option<Accepted>, EcsError> {
+    let region = object.spec.region_id.clone();
+    match &decision.action {
+        EcsAction::None => Ok(None),
+        EcsAction::Import => {
+            let request = import_request(resource);
+            // The dry run checks parameters and permissions first. A duplicate name may be our own
+            // image from an attempt whose answer was lost: the ClientToken settles that.
+            match context.ecs.dry_run_import(credentials, &request).await {
+                Ok(()) => {}
+                Err(error) if error.code() == "InvalidImageName.Duplicated" => {}
+                Err(error) => return Err(error),
+            }
+            let accepted = context.ecs.import_image(credentials, &request).await?;
+            tracing::info!(name = %object.name_any(), image = %accepted.image_id, task = %accepted.task_id, "ECS accepted the import");
+            Ok(Some(Accepted {
+                image_id: accepted.image_id,
+                task_id: accepted.task_id,
+            }))
+        }
+        EcsAction::UpdateImage(update) => update_image(&region, update, credentials, context)
+            .await
+            .map(|()| None),
+        EcsAction::CancelTask { task_id } => {
+            let request = CancelTaskRequest {
+                region_id: region,
+                task_id: task_id.clone(),
+            };
+            context
+                .ecs
+                .cancel_task(credentials, &request)
+                .await
+                .map(|_| None)
+        }
+        EcsAction::DeleteImage { image_id } => {
+            let request = DeleteImageRequest {
+                region_id: region,
+                image_id: image_id.clone(),
+                force: false,
+            };
+            context
+                .ecs
+                .delete_image(credentials, &request)
+                .await
+                .map(|_| None)
+        }
+    }
+}
+
+async fn update_image<P: EcsPort>(
+    region: &str,
+    update: &ImageUpdate,
+    credentials: &CredentialProvider,
+    context: &Context<P>,
+) -> Result<(), EcsError> {
+    if update.modifies_attributes() {
+        let request = ModifyImageAttributeRequest {
+            region_id: region.to_string(),
+            image_id: update.image_id.clone(),
+            image_name: update.name.clone(),
+            description: update.description.clone(),
+        };
+        context
+            .ecs
+            .modify_image_attribute(credentials, &request)
+            .await?;
+    }
+    if !update.set_tags.is_empty() {
+        let request = TagResourcesRequest {
+            region_id: region.to_string(),
+            resource_type: RESOURCE_TYPE_IMAGE.into(),
+            resource_ids: vec![update.image_id.clone()],
+            tags: update
+                .set_tags
+                .iter()
+                .map(|(key, value)| Tag::new(key.clone(), value.clone()))
+                .collect(),
+        };
+        context.ecs.tag_resources(credentials, &request).await?;
+    }
+    if !update.remove_tags.is_empty() {
+        let request = UntagResourcesRequest {
+            region_id: region.to_string(),
+            resource_type: RESOURCE_TYPE_IMAGE.into(),
+            resource_ids: vec![update.image_id.clone()],
+            tag_keys: update.remove_tags.clone(),
+            all: false,
+        };
+        context.ecs.untag_resources(credentials, &request).await?;
+    }
+    Ok(())
+}
+
+async fn cleanup<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Result<Action, Error> {
+    let key = ObjectRef::from_obj(object);
+    context.poller.untrack(&key);
+    let status = object.status.clone().unwrap_or_default();
+    let now = Timestamp::now();
+    let pending = |decision: &Decision| {
+        Error::DeletionPending(decision.requeue.unwrap_or(context.timing.poll_interval))
+    };
+    let retain = object.spec.deletion_policy == crate::api::image_import::DeletionPolicy::Retain;
+    let credentials = if retain {
+        None
+    } else {
+        Some(context.credentials(object).await)
+    };
+    let (credentials, version) = match credentials {
+        None => {
+            let resource = decision_resource(object, &status, None);
+            let decision = decision::cleanup(&resource, &Observed::default(), &context.timing, now);
+            context.publish(object, &decision).await;
+            return Ok(Action::await_change());
+        }
+        Some(Ok(found)) => found,
+        Some(Err(failure)) => {
+            let resource = decision_resource(object, &status, None);
+            let decision = decision::after_failure(
+                &resource,
+                &deleting(&status),
+                &failure,
+                1,
+                &context.timing,
+                now,
+            );
+            context.write_status(object, &decision.status).await?;
+            context.publish(object, &decision).await;
+            return Err(pending(&decision));
+        }
+    };
+    let resource = decision_resource(object, &status, version.as_deref());
+    let observed = match observe_for_cleanup(object, &status, &credentials, context).await {
+        Ok(observed) => observed,
+        Err(error) => {
+            let failures = context.count_failure(&key);
+            let decision = decision::after_failure(
+                &resource,
+                &deleting(&status),
+                &failure_from(&error),
+                failures,
+                &context.timing,
+                now,
+            );
+            context.write_status(object, &decision.status).await?;
+            context.publish(object, &decision).await;
+            return Err(pending(&decision));
+        }
+    };
+    let decision = decision::cleanup(&resource, &observed, &context.timing, now);
+    if decision.finalize != Finalize::Now {
+        context.write_status(object, &decision.status).await?;
+    }
+    context.publish(object, &decision).await;
+    match execute(object, &resource, &decision, &credentials, context).await {
+        Ok(_) => match decision.finalize {
+            Finalize::Now | Finalize::AfterAction => {
+                context.reset_failures(&key);
+                Ok(Action::await_change())
+            }
+            Finalize::No => Err(pending(&decision)),
+        },
+        Err(error) => {
+            let failures = context.count_failure(&key);
+            let failed = decision::after_failure(
+                &resource,
+                &decision.status,
+                &failure_from(&error),
+                failures,
+                &context.timing,
+                now,
+            );
+            context.write_status(object, &failed.status).await?;
+            context.publish(object, &failed).await;
+            Err(pending(&failed))
+        }
+    }
+}
+
+fn deleting(status: &ImageImportStatus) -> ImageImportStatus {
+    ImageImportStatus {
+        phase: Some(Phase::Deleting),
+        ..status.clone()
+    }
+}
+
+/// Gathers what ECS reports for `cleanup`: the image (by ID, or by UID tag) and its task.
+async fn observe_for_cleanup<P: EcsPort>(
+    object: &ImageImport,
+    status: &ImageImportStatus,
+    credentials: &CredentialProvider,
+    context: &Context<P>,
+) -> Result<Observed, EcsError> {
+    let region = &object.spec.region_id;
+    let Some(image_id) = &status.image_id else {
+        return find_by_uid(object, credentials, context).await;
+    };
+    let image = describe_image(context, credentials, region, image_id).await?;
+    let task = match &status.import_task_id {
+        Some(task_id) => {
+            let request = DescribeTasksRequest {
+                region_id: region.clone(),
+                task_ids: vec![task_id.clone()],
+                ..Default::default()
+            };
+            let tasks = context.ecs.describe_tasks(credentials, &request).await?;
+            tasks
+                .tasks
+                .into_iter()
+                .find(|task| task.task_id == *task_id)
+                .map_or(Lookup::Missing, |task| {
+                    Lookup::Found(TaskView {
+                        id: task.task_id.clone(),
+                        status: task.status(),
+                        progress: None,
+                        error: None,
+                    })
+                })
+        }
+        None => Lookup::NotAsked,
+    };
+    Ok(Observed { image, task })
+}
