@@ -56,6 +56,8 @@ pub enum LogFormat {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the controller: watch ImageImport resources and import their images into ECS.
+    Run(crate::run::RunArgs),
     /// Print the `ImageImport` CustomResourceDefinition as YAML (`… crd | kubectl apply -f -`).
     Crd,
     /// Call ECS directly with the operator's client, to check credentials, endpoints, tasks and images.
@@ -280,22 +282,30 @@ mod tests {
         Cli::command().debug_assert();
     }
 
-    #[test]
-    fn every_ecs_flag_has_an_environment_variable() {
-        let command = Cli::command();
-        let ecs = command
-            .find_subcommand("ecs")
-            .map(|ecs| ecs.get_subcommands().cloned().collect::<Vec<_>>());
-        for sub in ecs.unwrap_or_default() {
-            for arg in sub.get_arguments().filter(|arg| arg.get_long().is_some()) {
-                let name = arg.get_id().as_str();
-                assert!(
-                    arg.get_env().is_some(),
-                    "--{name} of {} has no env var",
-                    sub.get_name()
-                );
+    fn flags_without_env(command: &clap::Command, path: &str, out: &mut Vec<String>) {
+        for arg in command
+            .get_arguments()
+            .filter(|arg| arg.get_long().is_some() && !arg.is_global_set())
+        {
+            let name = arg.get_id().as_str();
+            if arg.get_env().is_none() && !matches!(name, "help" | "version") {
+                out.push(format!("{path} --{name}"));
             }
         }
+        for sub in command.get_subcommands() {
+            flags_without_env(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_flag_has_an_environment_variable() {
+        let mut missing = Vec::new();
+        flags_without_env(&Cli::command(), "ecs-image-operator", &mut missing);
+        assert!(missing.is_empty(), "flags without an env var: {missing:?}");
+        let run = Cli::command()
+            .find_subcommand("run")
+            .map(|run| run.get_arguments().count());
+        assert!(run.unwrap_or(0) >= 10, "the run flags are checked too");
     }
 
     #[test]

@@ -12,6 +12,11 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.logging);
     let result = match cli.command {
+        Command::Run(args) => args
+            .run()
+            .await
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Into::into),
         Command::Crd => print_crd(),
         Command::Ecs(command) => command.run().await.map_err(Into::into),
     };
