@@ -771,3 +771,57 @@ fn the_client_token_is_the_uid_and_tags_identify_the_resource() {
     assert_eq!(desired.get("team").map(String::as_str), Some("platform"));
     assert_eq!(desired.len(), 4);
 }
+
+#[test]
+fn the_import_request_carries_the_spec_the_token_and_the_operator_tags() {
+    let mut fixture = Fixture::new();
+    fixture.object.spec.architecture =
+        Some(ecs_image_operator::api::image_import::Architecture::Arm64);
+    fixture.object.spec.disk_device_mappings[0].disk_image_size = Some(40);
+    let request = ecs_image_operator::controller::reconciler::import_request(&fixture.resource());
+    assert_eq!(request.region_id, "cn-hangzhou");
+    assert_eq!(request.image_name.as_deref(), Some("ubuntu-2204"));
+    assert_eq!(request.platform.as_deref(), Some("Ubuntu"));
+    assert_eq!(request.architecture.as_deref(), Some("arm64"));
+    assert_eq!(
+        request.boot_mode.as_deref(),
+        Some("UEFI"),
+        "arm64 imports say UEFI explicitly"
+    );
+    assert_eq!(
+        request.client_token.as_deref(),
+        Some("6f1c2a4e-9b7d-4c1e-8f2a-0123456789ab")
+    );
+    assert!(!request.dry_run);
+    let disk = &request.disk_device_mappings[0];
+    assert_eq!(
+        (
+            disk.oss_bucket.as_str(),
+            disk.oss_object.as_str(),
+            disk.format.as_deref(),
+            disk.disk_image_size
+        ),
+        (
+            "golden-images",
+            "ubuntu/22.04.qcow2",
+            Some("QCOW2"),
+            Some(40)
+        )
+    );
+    let tags: Vec<(&str, &str)> = request
+        .tags
+        .iter()
+        .map(|t| (t.key.as_str(), t.value.as_str()))
+        .collect();
+    assert!(tags.contains(&("team", "platform")));
+    assert!(tags.contains(&(
+        "ecs-image-operator/uid",
+        "6f1c2a4e-9b7d-4c1e-8f2a-0123456789ab"
+    )));
+    assert_eq!(tags.len(), 4);
+    let params = ecs_image_operator::ecs::api::Action::params(&request).unwrap();
+    assert_eq!(
+        params.get("DiskDeviceMapping.1.OSSObject"),
+        Some("ubuntu/22.04.qcow2")
+    );
+}

@@ -1,0 +1,245 @@
+//! The batched poller against a scripted ECS: one `DescribeImages` call per 100 imports per account
+//! and region, and only resources whose image changed are woken.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails loudly by design
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ecs_image_operator::controller::decision::Lookup;
+use ecs_image_operator::controller::poller::{GroupKey, Poller};
+use ecs_image_operator::controller::port::EcsPort;
+use ecs_image_operator::ecs::api::*;
+use ecs_image_operator::ecs::{
+    CancelOutcome, CredentialProvider, Credentials, DeleteOutcome, EcsError,
+};
+use futures::StreamExt;
+
+/// A scripted ECS that knows images and counts the calls it gets.
+#[derive(Default)]
+struct FakeEcs {
+    images: Mutex<BTreeMap<String, (String, String)>>,
+    calls: Mutex<Vec<(String, Vec<String>)>>,
+    fail_next: Mutex<bool>,
+}
+
+impl FakeEcs {
+    fn set(&self, id: &str, status: &str, progress: &str) {
+        self.images
+            .lock()
+            .unwrap()
+            .insert(id.into(), (status.into(), progress.into()));
+    }
+    fn calls(&self) -> Vec<(String, Vec<String>)> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+fn unexpected<T>() -> Result<T, EcsError> {
+    Err(EcsError::InvalidRequest(
+        "the poller must not make this call".into(),
+    ))
+}
+
+impl EcsPort for FakeEcs {
+    async fn dry_run_import(
+        &self,
+        _: &CredentialProvider,
+        _: &ImportImageRequest,
+    ) -> Result<(), EcsError> {
+        unexpected()
+    }
+    async fn import_image(
+        &self,
+        _: &CredentialProvider,
+        _: &ImportImageRequest,
+    ) -> Result<ImportImageResponse, EcsError> {
+        unexpected()
+    }
+    async fn describe_images(
+        &self,
+        _: &CredentialProvider,
+        request: &DescribeImagesRequest,
+    ) -> Result<DescribeImagesResponse, EcsError> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push((request.region_id.clone(), request.image_ids.clone()));
+        if std::mem::take(&mut *self.fail_next.lock().unwrap()) {
+            return Err(EcsError::InvalidRequest("scripted failure".into()));
+        }
+        assert!(request.image_ids.len() <= 100, "at most 100 IDs per call");
+        assert!(
+            request.statuses.iter().any(|s| s == "Creating"),
+            "importing images must be asked for"
+        );
+        let images = self.images.lock().unwrap();
+        let found = request
+            .image_ids
+            .iter()
+            .filter_map(|id| {
+                images.get(id).map(|(status, progress)| Image {
+                    image_id: id.clone(),
+                    status: status.clone(),
+                    progress: progress.clone(),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        Ok(DescribeImagesResponse {
+            images: found,
+            ..Default::default()
+        })
+    }
+    async fn describe_tasks(
+        &self,
+        _: &CredentialProvider,
+        _: &DescribeTasksRequest,
+    ) -> Result<DescribeTasksResponse, EcsError> {
+        unexpected()
+    }
+    async fn describe_task_attribute(
+        &self,
+        _: &CredentialProvider,
+        _: &DescribeTaskAttributeRequest,
+    ) -> Result<TaskAttribute, EcsError> {
+        unexpected()
+    }
+    async fn cancel_task(
+        &self,
+        _: &CredentialProvider,
+        _: &CancelTaskRequest,
+    ) -> Result<CancelOutcome, EcsError> {
+        unexpected()
+    }
+    async fn delete_image(
+        &self,
+        _: &CredentialProvider,
+        _: &DeleteImageRequest,
+    ) -> Result<DeleteOutcome, EcsError> {
+        unexpected()
+    }
+    async fn modify_image_attribute(
+        &self,
+        _: &CredentialProvider,
+        _: &ModifyImageAttributeRequest,
+    ) -> Result<(), EcsError> {
+        unexpected()
+    }
+    async fn tag_resources(
+        &self,
+        _: &CredentialProvider,
+        _: &TagResourcesRequest,
+    ) -> Result<(), EcsError> {
+        unexpected()
+    }
+    async fn untag_resources(
+        &self,
+        _: &CredentialProvider,
+        _: &UntagResourcesRequest,
+    ) -> Result<(), EcsError> {
+        unexpected()
+    }
+}
+
+fn credentials(id: &str) -> Arc<CredentialProvider> {
+    Arc::new(CredentialProvider::fixed(Credentials::new(id, "secret")))
+}
+
+fn group(region: &str, account: &str) -> GroupKey {
+    GroupKey {
+        region: region.into(),
+        account: account.into(),
+    }
+}
+
+#[tokio::test]
+async fn two_hundred_fifty_imports_cost_three_calls_per_round() {
+    let ecs = Arc::new(FakeEcs::default());
+    let (wake, mut woken) = futures::channel::mpsc::unbounded::<u32>();
+    let poller = Poller::new(Arc::clone(&ecs), wake, Duration::from_secs(3600));
+    let creds = credentials("AK1");
+    for n in 0..250u32 {
+        let id = format!("m-{n:03}");
+        ecs.set(&id, "Creating", "10%");
+        assert_eq!(
+            poller.track(n, group("cn-hangzhou", "AK1"), Arc::clone(&creds), &id),
+            None,
+            "not polled yet"
+        );
+    }
+    let stats = poller.round().await;
+    assert_eq!(stats.calls, 3, "ceil(250 / 100)");
+    assert_eq!(stats.woken, 250, "every import was seen for the first time");
+    let calls = ecs.calls();
+    assert_eq!(calls.iter().map(|(_, ids)| ids.len()).sum::<usize>(), 250);
+    let mut first: Vec<u32> = Vec::new();
+    for _ in 0..250 {
+        first.push(woken.next().await.unwrap());
+    }
+    first.sort_unstable();
+    assert_eq!(first, (0..250).collect::<Vec<_>>());
+
+    // Only the resource whose image moved is woken in the next round.
+    ecs.set("m-042", "Creating", "55%");
+    let stats = poller.round().await;
+    assert_eq!((stats.calls, stats.woken), (3, 1));
+    assert_eq!(woken.next().await, Some(42));
+    match poller.track(42, group("cn-hangzhou", "AK1"), Arc::clone(&creds), "m-042") {
+        Some(Lookup::Found(image)) => assert_eq!(image.progress, Some(55)),
+        other => panic!("expected the polled image, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn accounts_and_regions_are_polled_separately_and_untracked_imports_are_not() {
+    let ecs = Arc::new(FakeEcs::default());
+    let (wake, _woken) = futures::channel::mpsc::unbounded::<u32>();
+    let poller = Poller::new(Arc::clone(&ecs), wake, Duration::from_secs(3600));
+    poller.track(1, group("cn-hangzhou", "AK1"), credentials("AK1"), "m-1");
+    poller.track(2, group("cn-hangzhou", "AK2"), credentials("AK2"), "m-2");
+    poller.track(3, group("cn-beijing", "AK1"), credentials("AK1"), "m-3");
+    poller.track(4, group("cn-beijing", "AK1"), credentials("AK1"), "m-4");
+    assert_eq!(
+        poller.round().await.calls,
+        3,
+        "one call per (region, account)"
+    );
+    poller.untrack(&3);
+    poller.untrack(&4);
+    assert_eq!(poller.tracked(), 2);
+    let before = ecs.calls().len();
+    assert_eq!(poller.round().await.calls, 2);
+    assert!(
+        ecs.calls()[before..]
+            .iter()
+            .all(|(region, _)| region == "cn-hangzhou")
+    );
+}
+
+#[tokio::test]
+async fn a_vanished_image_is_reported_missing_and_a_failed_call_keeps_the_last_state() {
+    let ecs = Arc::new(FakeEcs::default());
+    let (wake, mut woken) = futures::channel::mpsc::unbounded::<u32>();
+    let poller = Poller::new(Arc::clone(&ecs), wake, Duration::from_secs(3600));
+    let creds = credentials("AK1");
+    ecs.set("m-1", "Creating", "20%");
+    poller.track(1, group("r", "AK1"), Arc::clone(&creds), "m-1");
+    poller.round().await;
+    assert_eq!(woken.next().await, Some(1));
+
+    *ecs.fail_next.lock().unwrap() = true;
+    let stats = poller.round().await;
+    assert_eq!((stats.failed_calls, stats.woken), (1, 0));
+    assert!(matches!(
+        poller.track(1, group("r", "AK1"), Arc::clone(&creds), "m-1"),
+        Some(Lookup::Found(_))
+    ));
+
+    ecs.images.lock().unwrap().clear();
+    assert_eq!(poller.round().await.woken, 1);
+    assert_eq!(
+        poller.track(1, group("r", "AK1"), creds, "m-1"),
+        Some(Lookup::Missing)
+    );
+}
