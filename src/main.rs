@@ -13,21 +13,34 @@ async fn main() -> ExitCode {
     init_logging(&cli.logging);
     let result = match cli.command {
         Command::Ecs(command) => command.run().await,
+        Command::Emulator(args) => {
+            return match args.run().await {
+                Ok(code) => code,
+                Err(error) => {
+                    tracing::error!("{}", error_chain(&error));
+                    ExitCode::FAILURE
+                }
+            };
+        }
     };
     match result {
         Ok(code) => code,
         Err(error) => {
-            // The error chain is the whole explanation a user gets; print every cause.
-            let mut message = error.to_string();
-            let mut source = std::error::Error::source(&error);
-            while let Some(cause) = source {
-                message.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
-            tracing::error!(code = error.code(), "{message}");
+            tracing::error!(code = error.code(), "{}", error_chain(&error));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and every cause: the whole explanation a user gets.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    message
 }
 
 fn init_logging(args: &LoggingArgs) {
