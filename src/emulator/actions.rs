@@ -1088,7 +1088,12 @@ fn describe_images(
     }
     let keys = numbered(params, "Tag", Some("Key"));
     let values = numbered(params, "Tag", Some("Value"));
-    if keys.len() > MAX_TAGS || values.iter().any(|(n, _)| *n > MAX_TAGS) {
+    if keys.len() > MAX_TAGS
+        || keys
+            .iter()
+            .chain(&values)
+            .any(|(n, _)| *n == 0 || *n > MAX_TAGS)
+    {
         return Err(EcsFault::new(
             "InvalidTagCount",
             format!("The number of tag filters exceeds {MAX_TAGS}."),

@@ -849,6 +849,19 @@ impl World {
                     ),
                 });
             }
+            // A VHD file ends in a 512-byte footer; any other length is a damaged file.
+            if object.format.eq_ignore_ascii_case("VHD")
+                && object.size % 512 != 0
+                && failure.is_none()
+            {
+                failure = Some(PlannedFailure {
+                    code: "InvalidVHDImage.IncorrectSize",
+                    message: format!(
+                        "The size of the VHD file {}/{} is not a multiple of 512 bytes.",
+                        disk.bucket, disk.object
+                    ),
+                });
+            }
             disks.push(DiskRec {
                 bucket: disk.bucket.clone(),
                 object: disk.object.clone(),

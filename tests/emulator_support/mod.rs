@@ -187,12 +187,18 @@ pub fn resign(params: &mut Params, method: &str, secret: &str) {
     params.set("Signature", sign::v1_signature(secret, &string_to_sign));
 }
 
+/// One HTTP client per test binary, so connections are reused between requests.
 pub fn http() -> reqwest::Client {
-    ecs_image_operator::ecs::ensure_tls_provider();
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap()
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            ecs_image_operator::ecs::ensure_tls_provider();
+            reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .unwrap()
+        })
+        .clone()
 }
 
 /// POSTs the parameters as a form body; returns status and body.
