@@ -131,7 +131,7 @@ fn signed_positions(text: &str, from: usize) -> Vec<usize> {
     let bytes = text.as_bytes();
     (from..bytes.len())
         .filter(|&i| bytes[i].is_ascii_alphanumeric())
-        .filter(|&i| !(i >= 1 && bytes[i - 1] == b'%') && !(i >= 2 && bytes[i - 2] == b'%'))
+        .filter(|&i| !bytes[i.saturating_sub(2)..i].contains(&b'%'))
         .step_by(5)
         .collect()
 }

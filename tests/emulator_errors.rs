@@ -60,12 +60,23 @@ fn assert_code(answer: &(u16, Value), code: &str, context: &str) {
     assert!(body["Message"].as_str().is_some_and(|m| !m.is_empty()));
 }
 
+/// An action, its parameters, and the code they must produce.
+type Case = (
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+    &'static str,
+);
+
 #[tokio::test]
 async fn parameter_errors_of_every_action() {
     let emulator = start().await;
-    let hundred_and_one: String = (0..101).map(|i| format!("t-{i},")).collect();
-    let long_token = "x".repeat(65);
-    let cases: Vec<(&str, Vec<(&str, &str)>, &str)> = vec![
+    // Leaked so every case is `'static`; a test process ends soon anyway.
+    let hundred_and_one: &'static str = (0..101)
+        .map(|i| format!("t-{i},"))
+        .collect::<String>()
+        .leak();
+    let long_token: &'static str = "x".repeat(65).leak();
+    let cases: Vec<Case> = vec![
         // ImportImage: syntax and region, in the doc's order.
         (
             "ImportImage",
@@ -99,7 +110,7 @@ async fn parameter_errors_of_every_action() {
         ),
         (
             "ImportImage",
-            import_with(&[("ClientToken", long_token.as_str().to_owned().leak())]),
+            import_with(&[("ClientToken", long_token)]),
             "InvalidClientToken.Malformed",
         ),
         (
@@ -319,7 +330,7 @@ async fn parameter_errors_of_every_action() {
         ),
         (
             "DescribeTasks",
-            vec![("RegionId", REGION), ("TaskIds", hundred_and_one.leak())],
+            vec![("RegionId", REGION), ("TaskIds", hundred_and_one)],
             "InvalidParameter",
         ),
         (
