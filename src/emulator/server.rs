@@ -305,6 +305,11 @@ async fn ecs(
         &action_name,
         v3,
     );
+    // Parameters are not logged: they may carry a SecurityToken.
+    match &result {
+        Ok(_) => tracing::debug!(action = %action_name, "answered"),
+        Err(fault) => tracing::debug!(action = %action_name, code = fault.code, "refused"),
+    }
     match result {
         Ok(fields) => {
             shared.stats.record(known_action, Outcome::Ok, delayed);
