@@ -227,6 +227,8 @@ fn flags_build_the_configuration() {
         "0.5",
         "--fault-actions",
         "DescribeTasks,DescribeImages",
+        "--sts-key-lifetime",
+        "900",
     ])
     .unwrap();
     let Command::Emulator(args) = cli.command else {
@@ -234,6 +236,12 @@ fn flags_build_the_configuration() {
     };
     let config = args.config().unwrap();
     assert_eq!(config.keys.len(), 2);
+    assert!(config.keys[0].expires_at.is_none());
+    assert!(
+        config.keys[1]
+            .expires_at
+            .is_some_and(|at| at > jiff::Timestamp::now())
+    );
     assert_eq!(config.objects.len(), 7);
     assert_eq!(config.time_scale, 600.0);
     assert_eq!(config.faults.actions["DescribeTasks"].throttle_rate, 0.5);

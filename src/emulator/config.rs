@@ -165,6 +165,10 @@ pub struct EmulatorArgs {
         hide_env_values = true
     )]
     pub sts_keys: Vec<String>,
+    /// Seconds after start when the tokens of `--sts-key` keys expire
+    /// (`InvalidSecurityToken.Expired` from then on); they never expire when not given.
+    #[arg(long, env = "ECS_IMAGE_OPERATOR_EMULATOR_STS_KEY_LIFETIME")]
+    pub sts_key_lifetime: Option<u64>,
     /// YAML world file: `objects:` (bucket, key, region, size in bytes, virtual_size_gib, format),
     /// optionally `accounts:`, `resource_groups:`, `regions:`.
     #[arg(long, env = "ECS_IMAGE_OPERATOR_EMULATOR_OBJECTS")]
@@ -266,6 +270,7 @@ impl EmulatorArgs {
             access_keys,
             access_keys_file,
             sts_keys,
+            sts_key_lifetime,
             objects,
             time_scale,
             import_base_seconds,
@@ -288,11 +293,19 @@ impl EmulatorArgs {
                     .map_err(|why| EmulatorError::Config(format!("--access-key: {why}")))?,
             );
         }
+        let sts_expiry = sts_key_lifetime.map(|seconds| {
+            let lifetime = SignedDuration::from_secs(i64::try_from(seconds).unwrap_or(i64::MAX));
+            jiff::Timestamp::now()
+                .checked_add(lifetime)
+                .unwrap_or(jiff::Timestamp::MAX)
+        });
         for spec in sts_keys {
-            keys.push(
-                AccessKey::parse_temporary(spec)
-                    .map_err(|why| EmulatorError::Config(format!("--sts-key: {why}")))?,
-            );
+            let key = AccessKey::parse_temporary(spec)
+                .map_err(|why| EmulatorError::Config(format!("--sts-key: {why}")))?;
+            keys.push(match sts_expiry {
+                Some(at) => key.expiring_at(at),
+                None => key,
+            });
         }
         if let Some(path) = access_keys_file {
             keys.extend(read_keys_file(path)?);
