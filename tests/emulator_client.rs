@@ -7,7 +7,7 @@ mod emulator_support;
 use std::time::Duration;
 
 use ecs_image_operator::ecs::api::{
-    ALL_IMAGE_STATUSES, CancelTaskRequest, DeleteImageRequest, DescribeImagesRequest,
+    ALL_IMAGE_STATUSES, Action, CancelTaskRequest, DeleteImageRequest, DescribeImagesRequest,
     DescribeRegionsRequest, DescribeTaskAttributeRequest, DescribeTasksRequest,
     ModifyImageAttributeRequest, RESOURCE_TYPE_IMAGE, Tag, TagFilter, TagResourcesRequest,
     TaskStatus, UntagResourcesRequest,
@@ -147,6 +147,17 @@ async fn every_other_action_completes_through_the_client() {
             .iter()
             .all(|t| t.status() == TaskStatus::Processing)
     );
+    let mut later = DescribeTasksRequest {
+        region_id: REGION.into(),
+        ..Default::default()
+    }
+    .params()
+    .unwrap();
+    later.set("StartTime", "2099-01-01T00:00Z");
+    let pairs: Vec<(&str, &str)> = later.iter().collect();
+    let (_, body) = post_form(&emulator, &signed("POST", "DescribeTasks", &pairs)).await;
+    let later: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(later["TotalCount"], 0, "{body}");
     assert!(tasks.tasks.iter().all(|t| t.support_cancel));
 
     // Cancel the second; cancelling again reports "already stopped".

@@ -334,6 +334,11 @@ async fn parameter_errors_of_every_action() {
             "InvalidParameter",
         ),
         (
+            "DescribeTasks",
+            vec![("RegionId", REGION), ("StartTime", "yesterday")],
+            "InvalidParameter",
+        ),
+        (
             "DescribeTaskAttribute",
             vec![("RegionId", REGION)],
             "MissingParameter",

@@ -13,7 +13,9 @@ use super::render::Node;
 use super::world::{
     DEFAULT_IMPORT_ROLE, DiskSpec, ImageRec, ImportCall, ImportSpec, TaskRec, World,
 };
-use crate::ecs::api::{MAX_CLIENT_TOKEN_LEN, MAX_DISK_DEVICE_MAPPINGS, MAX_IDS_PER_CALL, MAX_TAGS};
+use crate::ecs::api::{
+    MAX_CLIENT_TOKEN_LEN, MAX_DISK_DEVICE_MAPPINGS, MAX_IDS_PER_CALL, MAX_TAGS, parse_ecs_time,
+};
 use crate::ecs::endpoint::is_valid_region_id;
 use crate::ecs::error::known_code;
 use crate::ecs::params::Params;
@@ -810,8 +812,12 @@ fn describe_tasks(
     let status =
         optional(params, "TaskStatus").filter(|status| TASK_STATUS_FILTERS.contains(status));
     let (page_number, page_size) = page(params)?;
+    let start = time_filter(params, "StartTime")?;
+    let end = time_filter(params, "EndTime")?;
     let matched: Vec<&TaskRec> = world
         .tasks_of(account, region)
+        .filter(|task| start.is_none_or(|start| task.created >= start))
+        .filter(|task| end.is_none_or(|end| task.created <= end))
         .filter(|task| ids.is_empty() || ids.contains(&task.id.as_str()))
         .filter(|task| resource_ids.is_empty() || resource_ids.contains(&task.image_id.as_str()))
         .filter(|_| action.is_none_or(|action| action == "ImportImage"))
@@ -832,6 +838,13 @@ fn describe_tasks(
         ("PageSize", Node::i(page_size)),
         ("TaskSet", Node::Set("Task", tasks)),
     ])
+}
+
+/// A creation-time bound, `yyyy-MM-ddTHH:mm[:ss]Z`.
+fn time_filter(params: &Params, name: &str) -> Result<Option<Timestamp>, EcsFault> {
+    optional(params, name)
+        .map(|text| parse_ecs_time(text).ok_or_else(|| EcsFault::invalid(name)))
+        .transpose()
 }
 
 fn describe_task_attribute(

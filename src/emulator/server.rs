@@ -56,7 +56,7 @@ impl Shared {
     /// Counters plus the import log.
     pub fn stats_snapshot(&self) -> StatsSnapshot {
         let calls = self
-            .with_world(|world| world.import_calls().to_vec())
+            .with_world(|world| world.import_calls())
             .unwrap_or_default();
         self.stats.snapshot(calls)
     }

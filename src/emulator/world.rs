@@ -4,7 +4,7 @@
 //! (emulated time), and task and image states are computed from timestamps when asked, so nothing
 //! ticks in the background and the answer for a given instant is exact.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use jiff::{SignedDuration, Timestamp};
 use rand::rngs::StdRng;
@@ -544,7 +544,7 @@ pub struct World {
     images: BTreeMap<String, ImageRec>,
     tasks: BTreeMap<String, TaskRec>,
     tokens: HashMap<(String, String), TokenRec>,
-    import_calls: Vec<ImportCall>,
+    import_calls: VecDeque<ImportCall>,
     next_id: u64,
     timing: ImportTiming,
     import_failure_rate: f64,
@@ -568,7 +568,7 @@ impl World {
             images: BTreeMap::new(),
             tasks: BTreeMap::new(),
             tokens: HashMap::new(),
-            import_calls: Vec::new(),
+            import_calls: VecDeque::new(),
             next_id: 1,
             timing,
             import_failure_rate: 0.0,
@@ -665,16 +665,16 @@ impl World {
     }
 
     /// Every `ImportImage` call so far (the newest [`MAX_IMPORT_CALLS`]).
-    pub fn import_calls(&self) -> &[ImportCall] {
-        &self.import_calls
+    pub fn import_calls(&self) -> Vec<ImportCall> {
+        self.import_calls.iter().cloned().collect()
     }
 
     /// Records an `ImportImage` call.
     pub fn record_import_call(&mut self, call: ImportCall) {
         if self.import_calls.len() >= MAX_IMPORT_CALLS {
-            self.import_calls.remove(0);
+            self.import_calls.pop_front();
         }
-        self.import_calls.push(call);
+        self.import_calls.push_back(call);
     }
 
     /// One image, if the account owns it in that region.
