@@ -13,6 +13,7 @@ use ecs_image_operator::ecs::api::{
     TaskStatus, UntagResourcesRequest,
 };
 use ecs_image_operator::ecs::{CancelOutcome, DeleteOutcome, EcsError};
+use ecs_image_operator::emulator::EmulatorConfig;
 use emulator_support::*;
 
 fn all_statuses() -> Vec<String> {
@@ -21,10 +22,15 @@ fn all_statuses() -> Vec<String> {
 
 #[tokio::test]
 async fn an_import_runs_to_available_with_progress_seen_on_the_way() {
-    let emulator = start().await;
+    // 20 GiB virtual, 2 GiB file: 60 s + 2 × 30 s = 2 emulated minutes = 1 s at 120×, long enough
+    // for polls every 10 ms to see progress in between even on a loaded machine.
+    let emulator = start_with(EmulatorConfig {
+        time_scale: 120.0,
+        ..config()
+    })
+    .await;
     let client = client(&emulator);
     let creds = creds();
-    // 20 GiB virtual, 2 GiB file: 60 s + 2 × 30 s = 2 emulated minutes = 0.2 s at 600×.
     let created = client
         .import_image(&creds, &import("ubuntu", "ubuntu-22.04.qcow2"))
         .await
@@ -95,6 +101,47 @@ async fn an_import_runs_to_available_with_progress_seen_on_the_way() {
     assert_eq!(image.size, 20);
     assert_eq!(image.tag("ecs-image-operator/uid"), Some("ubuntu"));
     assert_eq!(image.disk_device_mappings[0].import_oss_bucket, "images-hz");
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn emulated_time_can_be_stepped_exactly() {
+    let emulator = start_with(EmulatorConfig {
+        // Real time barely moves emulated time; the test steps it.
+        time_scale: 0.001,
+        ..config()
+    })
+    .await;
+    let client = client(&emulator);
+    let created = client
+        .import_image(&creds(), &import("stepped", "ubuntu-22.04.qcow2"))
+        .await
+        .unwrap();
+    let attribute = || DescribeTaskAttributeRequest {
+        region_id: REGION.into(),
+        task_id: created.task_id.clone(),
+    };
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let task = client.call(&creds(), &attribute()).await.unwrap();
+        seen.push((task.task_status.clone(), task.task_process.clone()));
+        // A quarter of the two-minute import.
+        emulator.advance(Duration::from_secs(30));
+    }
+    let done = client.call(&creds(), &attribute()).await.unwrap();
+    seen.push((done.task_status.clone(), done.task_process.clone()));
+    let expected: Vec<(String, String)> = [
+        ("Processing", "0%"),
+        ("Processing", "25%"),
+        ("Processing", "50%"),
+        ("Processing", "75%"),
+        ("Finished", "100%"),
+    ]
+    .iter()
+    .map(|(s, p)| (s.to_string(), p.to_string()))
+    .collect();
+    assert_eq!(seen, expected);
+    assert!(!done.finished_time.is_empty());
     emulator.shutdown().await;
 }
 
