@@ -101,6 +101,10 @@ pub enum EmulatorError {
     /// The configuration is unusable.
     #[error("invalid emulator configuration: {0}")]
     Config(String),
+    /// A fault closed a connection without an answer (hyper drops a connection whose service
+    /// fails, which is exactly the fault).
+    #[error("connection dropped by fault injection")]
+    ConnectionDropped,
     /// Waiting for Ctrl-C failed.
     #[error("failed to wait for the shutdown signal")]
     Signal(#[source] std::io::Error),

@@ -95,10 +95,6 @@ impl RequestIds {
 #[derive(Debug, Clone, Copy)]
 struct DropConnection;
 
-#[derive(Debug, thiserror::Error)]
-#[error("connection dropped by fault injection")]
-struct Dropped;
-
 pub(super) async fn start(config: EmulatorConfig) -> Result<EmulatorHandle, EmulatorError> {
     if !config.listen.ip().is_loopback() && !config.allow_remote {
         return Err(EmulatorError::RemoteBind(config.listen));
@@ -192,9 +188,9 @@ async fn accept_loop(listener: TcpListener, router: Router, mut stop: watch::Rec
                     Err(never) => match never {},
                 };
                 if response.extensions().get::<DropConnection>().is_some() {
-                    return Err(Dropped);
+                    return Err(EmulatorError::ConnectionDropped);
                 }
-                Ok::<_, Dropped>(response)
+                Ok::<_, EmulatorError>(response)
             }
         });
         let mut stop = stop.clone();
