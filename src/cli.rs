@@ -63,6 +63,8 @@ pub enum Command {
     /// Call ECS directly with the operator's client, to check credentials, endpoints, tasks and images.
     #[command(subcommand)]
     Ecs(EcsCommand),
+    /// Serve an offline ECS emulator on loopback, for tests, demos and CI.
+    Emulator(crate::emulator::EmulatorArgs),
 }
 
 /// How to reach ECS and with which credentials; shared by every ECS call.

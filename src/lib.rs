@@ -1,10 +1,13 @@
 //! ecs-image-operator: a Kubernetes operator that imports disk images from OSS into Alibaba Cloud ECS.
 //!
-//! Layers (see the design contract): [`api`] is the `ImageImport` resource; [`ecs`] is the ECS side (wire codec, signing, credentials,
-//! typed API, client); it knows nothing of Kubernetes. [`cli`] is the command line of the binary.
+//! Layers (see the design contract): [`api`] is the `ImageImport` resource; [`ecs`] is the ECS side
+//! (wire codec, signing, credentials, typed API, client), which knows nothing of Kubernetes;
+//! [`controller`] decides and reconciles; [`emulator`] is an offline ECS endpoint for tests and demos,
+//! sharing only the wire codec and signing with [`ecs`]; [`cli`] and [`run`] are the binary's commands.
 
 pub mod api;
 pub mod cli;
 pub mod controller;
 pub mod ecs;
+pub mod emulator;
 pub mod run;

@@ -11,7 +11,7 @@ async fn main() -> ExitCode {
     ecs_image_operator::ecs::ensure_tls_provider();
     let cli = Cli::parse();
     init_logging(&cli.logging);
-    let result = match cli.command {
+    let result: Result<ExitCode, Box<dyn std::error::Error>> = match cli.command {
         Command::Run(args) => args
             .run()
             .await
@@ -19,21 +19,26 @@ async fn main() -> ExitCode {
             .map_err(Into::into),
         Command::Crd => print_crd(),
         Command::Ecs(command) => command.run().await.map_err(Into::into),
+        Command::Emulator(args) => args.run().await.map_err(Into::into),
     };
     match result {
         Ok(code) => code,
         Err(error) => {
-            // The error chain is the whole explanation a user gets; print every cause.
-            let mut message = error.to_string();
-            let mut source = error.source();
-            while let Some(cause) = source {
-                message.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
-            tracing::error!("{message}");
+            tracing::error!("{}", error_chain(error.as_ref()));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and every cause: the whole explanation a user gets.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    message
 }
 
 fn print_crd() -> Result<ExitCode, Box<dyn std::error::Error>> {
