@@ -431,7 +431,10 @@ async fn apply<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Result
     let resource = decision_resource(object, &status, version.as_deref());
 
     // Finished imports whose spec and credentials did not change need no ECS call at all.
+    // A stall before the import (no image yet) still goes through the decision, which retries
+    // errors fixed outside Kubernetes on a slow schedule.
     let settled = matches!(status.phase, Some(Phase::Available | Phase::Failed))
+        && status.image_id.is_some()
         && status.observed_generation == object.metadata.generation
         && status.observed_credentials_version == version
         && !resource.paused;
