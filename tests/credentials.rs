@@ -256,6 +256,20 @@ async fn instance_role_falls_back_to_imdsv1_unless_that_is_disabled() {
     assert!(matches!(error, CredentialsError::Metadata(_)), "{error:?}");
 }
 
+/// A client for a scripted ECS: no rate limit and millisecond backoff, so retries cost no time.
+fn fast_client(ecs: &ScriptedServer) -> EcsClient {
+    EcsClient::new(ClientConfig {
+        endpoint: EcsEndpoint::override_url(&ecs.url()).unwrap(),
+        backoff: Backoff {
+            base: Duration::from_millis(1),
+            cap: Duration::from_millis(2),
+        },
+        rate_limit: None,
+        ..ClientConfig::default()
+    })
+    .unwrap()
+}
+
 #[tokio::test]
 async fn a_rejected_security_token_is_refreshed_and_the_call_retried() {
     let sts = sts_server(SignedDuration::from_hours(1)).await;
@@ -280,16 +294,7 @@ async fn a_rejected_security_token_is_refreshed_and_the_call_retried() {
         },
     )
     .await;
-    let client = EcsClient::new(ClientConfig {
-        endpoint: EcsEndpoint::override_url(&ecs.url()).unwrap(),
-        backoff: Backoff {
-            base: Duration::from_millis(1),
-            cap: Duration::from_millis(2),
-        },
-        rate_limit: None,
-        ..ClientConfig::default()
-    })
-    .unwrap();
+    let client = fast_client(&ecs);
     let request = DescribeTasksRequest {
         region_id: "cn-hangzhou".into(),
         ..Default::default()
@@ -351,16 +356,7 @@ async fn no_secret_reaches_logs_errors_or_debug_output() {
         },
     )
     .await;
-    let client = EcsClient::new(ClientConfig {
-        endpoint: EcsEndpoint::override_url(&ecs.url()).unwrap(),
-        backoff: Backoff {
-            base: Duration::from_millis(1),
-            cap: Duration::from_millis(2),
-        },
-        rate_limit: None,
-        ..ClientConfig::default()
-    })
-    .unwrap();
+    let client = fast_client(&ecs);
     let request = DescribeTasksRequest {
         region_id: "cn-hangzhou".into(),
         ..Default::default()
