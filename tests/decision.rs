@@ -128,8 +128,10 @@ fn importing_status() -> ImageImportStatus {
         &ImageImportStatus::default(),
         "m-1",
         "t-1",
+        &Timing::default(),
         now(),
     )
+    .status
 }
 
 #[test]
@@ -824,4 +826,26 @@ fn the_import_request_carries_the_spec_the_token_and_the_operator_tags() {
         params.get("DiskDeviceMapping.1.OSSObject"),
         Some("ubuntu/22.04.qcow2")
     );
+}
+
+#[test]
+fn an_accepted_import_records_its_ids_and_announces_the_importing_phase() {
+    let fixture = Fixture::new();
+    let decision = decision::after_import(
+        &fixture.resource(),
+        &ImageImportStatus {
+            phase: Some(Phase::Pending),
+            ..Default::default()
+        },
+        "m-1",
+        "t-1",
+        &Timing::default(),
+        now(),
+    );
+    assert_eq!(decision.status.image_id.as_deref(), Some("m-1"));
+    assert_eq!(decision.status.import_task_id.as_deref(), Some("t-1"));
+    assert_eq!(decision.status.phase, Some(Phase::Importing));
+    assert_eq!(decision.requeue, Some(Timing::default().poll_interval));
+    let reasons: Vec<&str> = decision.events.iter().map(|e| e.reason.as_str()).collect();
+    assert_eq!(reasons, ["Importing"]);
 }

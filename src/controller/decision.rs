@@ -609,15 +609,17 @@ fn before_import(
     )
 }
 
-/// The status once ECS has accepted the import: the IDs are recorded before anything else can fail.
+/// The decision once ECS has accepted the import: the IDs are recorded before anything else can
+/// fail, and the phase change to `Importing` is announced.
 pub fn after_import(
     resource: &Resource<'_>,
-    status: &ImageImportStatus,
+    decided: &ImageImportStatus,
     image_id: &str,
     task_id: &str,
+    timing: &Timing,
     now: Timestamp,
-) -> ImageImportStatus {
-    let mut status = status.clone();
+) -> Decision {
+    let mut status = decided.clone();
     status.image_id = Some(image_id.to_string());
     status.import_task_id = Some(task_id.to_string());
     status.phase = Some(Phase::Importing);
@@ -635,7 +637,12 @@ pub fn after_import(
         None,
         now,
     );
-    status
+    finish(
+        resource,
+        status,
+        EcsAction::None,
+        Some(timing.poll_interval),
+    )
 }
 
 /// Decides what follows a failed ECS call: retry with backoff, stall until a change, or stall and

@@ -23,6 +23,7 @@ use super::decision::{
 };
 use super::poller::{GroupKey, Poller, image_view};
 use super::port::EcsPort;
+use crate::api::conditions;
 use crate::api::image_import::{
     FINALIZER, ImageImport, ImageImportStatus, PAUSED_ANNOTATION, Phase, UID_TAG,
 };
@@ -433,7 +434,9 @@ async fn apply<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Result
     // Finished imports whose spec and credentials did not change need no ECS call at all.
     // A stall before the import (no image yet) still goes through the decision, which retries
     // errors fixed outside Kubernetes on a slow schedule.
-    let settled = matches!(status.phase, Some(Phase::Available | Phase::Failed))
+    let settled = (status.phase == Some(Phase::Failed)
+        || (status.phase == Some(Phase::Available)
+            && conditions::is_true(&status.conditions, conditions::types::READY)))
         && status.image_id.is_some()
         && status.observed_generation == object.metadata.generation
         && status.observed_credentials_version == version
@@ -468,25 +471,29 @@ async fn apply<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Result
     {
         context.poller.untrack(&key);
     }
+    if decision.action == EcsAction::Import {
+        // Recorded first, so that after a crash during the import the next run looks for the
+        // image by its UID tag.
+        context.write_status(object, &decision.status).await?;
+    }
     let outcome = execute(object, &resource, &decision, &credentials, context).await;
     match outcome {
         Ok(Some(accepted)) => {
             // Record the IDs before anything else can fail.
-            let status = decision::after_import(
+            let decision = decision::after_import(
                 &resource,
                 &decision.status,
                 &accepted.image_id,
                 &accepted.task_id,
+                &context.timing,
                 now,
             );
             context.reset_failures(&key);
-            context.write_status(object, &status).await?;
+            context.write_status(object, &decision.status).await?;
             let group = group_key(object, &credentials).await;
             context
                 .poller
                 .track(key, group, credentials, &accepted.image_id);
-            let mut decision = decision;
-            decision.status = status;
             context.publish(object, &decision).await;
             Ok(Action::requeue(context.timing.poll_interval))
         }
@@ -544,6 +551,16 @@ async fn observe<P: EcsPort>(
 ) -> Result<Option<Observed>, EcsError> {
     let region = &object.spec.region_id;
     let Some(image_id) = &status.image_id else {
+        // No status was ever written, and one is always written before `ImportImage`: nothing
+        // can exist in ECS yet, so the tag lookup is saved. (A stale cache that hides a written
+        // status only leads to a repeated import with the same ClientToken, which ECS answers
+        // with the same image.)
+        if status.phase.is_none() {
+            return Ok(Some(Observed {
+                image: Lookup::Missing,
+                task: Lookup::NotAsked,
+            }));
+        }
         return find_by_uid(object, credentials, context).await.map(Some);
     };
     let image = if status.phase == Some(Phase::Importing) {

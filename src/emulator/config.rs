@@ -327,6 +327,7 @@ impl EmulatorArgs {
             error_rate: check_rate("error-rate", *error_rate)?,
             drop_rate: check_rate("drop-rate", *drop_rate)?,
             latency_ms: *latency_ms,
+            answer_code: None,
         };
         let faults = if fault_actions.is_empty() {
             FaultSettings {
@@ -337,7 +338,7 @@ impl EmulatorArgs {
             FaultSettings {
                 actions: fault_actions
                     .iter()
-                    .map(|action| (action.trim().to_string(), spec))
+                    .map(|action| (action.trim().to_string(), spec.clone()))
                     .collect(),
                 ..Default::default()
             }

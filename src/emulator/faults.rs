@@ -13,7 +13,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 /// Faults for one action (or all).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FaultSpec {
     /// Share of requests answered `Throttling.User` (HTTP 400), 0.0–1.0.
@@ -24,6 +24,10 @@ pub struct FaultSpec {
     pub drop_rate: f64,
     /// Milliseconds added before answering.
     pub latency_ms: u64,
+    /// Answer every request not otherwise faulted with this ECS error code (one the operator's
+    /// table knows, e.g. `QuotaExceed.Snapshot`), with its documented HTTP status: for codes no
+    /// request to the emulator's world would produce.
+    pub answer_code: Option<String>,
 }
 
 impl FaultSpec {
@@ -32,6 +36,7 @@ impl FaultSpec {
             && self.error_rate <= 0.0
             && self.drop_rate <= 0.0
             && self.latency_ms == 0
+            && self.answer_code.is_none()
     }
 }
 
@@ -58,7 +63,7 @@ impl FaultSettings {
 }
 
 /// What to do to one request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
     /// Answer `Throttling.User`.
     Throttle,
@@ -66,10 +71,12 @@ pub enum Fault {
     ServerError(u16),
     /// Close the connection without answering.
     Drop,
+    /// Answer with this known ECS error code.
+    Answer(&'static str),
 }
 
 /// The decision for one request.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Decision {
     /// Wait this long first.
     pub latency: Option<Duration>,
@@ -127,7 +134,7 @@ impl Faults {
         let Ok(settings) = self.settings.read() else {
             return Decision::default();
         };
-        let spec = *settings.spec(action);
+        let spec = settings.spec(action).clone();
         drop(settings);
         let latency = (spec.latency_ms > 0).then(|| Duration::from_millis(spec.latency_ms));
         let Ok(mut rng) = self.rng.lock() else {
@@ -148,7 +155,10 @@ impl Faults {
                 503
             }))
         } else {
-            None
+            spec.answer_code
+                .as_deref()
+                .and_then(crate::ecs::error::known_code)
+                .map(|known| Fault::Answer(known.code))
         };
         Decision { latency, fault }
     }
@@ -187,6 +197,25 @@ mod tests {
         let throttled = first.iter().filter(|f| f.is_some()).count();
         assert!((16..=48).contains(&throttled), "{throttled} of 64");
         assert_eq!(a.decide("DescribeRegions").fault, Some(Fault::Drop));
+    }
+
+    #[test]
+    fn an_answer_code_is_given_only_when_the_operator_knows_it() {
+        let answer = |code: &str| {
+            let settings = FaultSettings {
+                default: FaultSpec {
+                    answer_code: Some(code.into()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            Faults::new(settings, 1).decide("ImportImage").fault
+        };
+        assert_eq!(
+            answer("QuotaExceed.Snapshot"),
+            Some(Fault::Answer("QuotaExceed.Snapshot"))
+        );
+        assert_eq!(answer("NoSuchCode.Anywhere"), None);
     }
 
     #[test]

@@ -288,6 +288,13 @@ async fn ecs(
                 .record(known_action, Outcome::Error(fault.code), delayed);
             return error_response(format, &request_id, &host, &fault);
         }
+        Some(Fault::Answer(code)) => {
+            let fault = EcsFault::new(code, format!("{code} (answered by the emulator's faults)"));
+            shared
+                .stats
+                .record(known_action, Outcome::Error(fault.code), delayed);
+            return error_response(format, &request_id, &host, &fault);
+        }
         None => {}
     }
 

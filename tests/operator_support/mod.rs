@@ -1,0 +1,322 @@
+//! The real controller, in process, between the Kubernetes API double and the ECS emulator: a
+//! rig that starts all three, creates `ImageImport`s and waits for what their status says.
+#![allow(dead_code)] // each test crate uses its own subset
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ecs_image_operator::api::image_import::{ImageImport, Phase};
+use ecs_image_operator::controller::decision::Timing;
+pub use ecs_image_operator::controller::port::EcsPort;
+use ecs_image_operator::controller::reconciler::{self, Settings};
+use ecs_image_operator::ecs::api::{ALL_IMAGE_STATUSES, DescribeImagesRequest, Image, TagFilter};
+use ecs_image_operator::ecs::endpoint::EcsEndpoint;
+use ecs_image_operator::ecs::retry::Backoff;
+use ecs_image_operator::ecs::{ClientConfig, CredentialProvider, Credentials, EcsClient};
+use ecs_image_operator::emulator::{EmulatorConfig, EmulatorHandle};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config, ResourceExt};
+use kube_double::{Server, ServerOptions};
+
+use crate::emulator_support;
+
+/// Namespace of every test resource.
+pub const NS: &str = "default";
+
+/// How long a test waits for a status before it fails.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// The double, the emulator, clients of both, and the controller when it runs.
+pub struct Rig {
+    /// The Kubernetes API double, with the operator's CRD.
+    pub kube: Server,
+    /// The ECS emulator.
+    pub emulator: EmulatorHandle,
+    /// A Kubernetes client for the test's own reads and writes.
+    pub client: Client,
+    /// The ECS client the operator uses, with its own rate budget.
+    pub ecs: Arc<EcsClient>,
+    /// Timings the controller runs with.
+    pub timing: Timing,
+    controller: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    )>,
+}
+
+/// Timings fast enough for tests.
+pub fn fast_timing() -> Timing {
+    Timing {
+        poll_interval: Duration::from_millis(200),
+        resync_interval: Duration::from_secs(5),
+        external_retry: Duration::from_secs(2),
+        settle_time: Duration::from_secs(1),
+        backoff: Backoff {
+            base: Duration::from_millis(20),
+            cap: Duration::from_millis(500),
+        },
+    }
+}
+
+/// A client of the emulator as the operator would build it (retries on, fast backoff).
+pub fn ecs_client(emulator: &EmulatorHandle) -> EcsClient {
+    EcsClient::new(ClientConfig {
+        endpoint: EcsEndpoint::override_url(&emulator.url()).unwrap(),
+        backoff: Backoff {
+            base: Duration::from_millis(5),
+            cap: Duration::from_millis(100),
+        },
+        max_attempts: 4,
+        rate_limit: NonZeroU32::new(2_000),
+        request_timeout: Duration::from_secs(5),
+        ..ClientConfig::default()
+    })
+    .unwrap()
+}
+
+/// A Kubernetes client of the double.
+pub async fn kube_client(kube: &Server) -> Client {
+    ecs_image_operator::ecs::ensure_tls_provider();
+    let kubeconfig = Kubeconfig::from_yaml(&kube.kubeconfig_yaml()).unwrap();
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    Client::try_from(config).unwrap()
+}
+
+impl Rig {
+    /// The double with the CRD and an emulator with the test world, at the given time scale.
+    pub async fn start(time_scale: f64) -> Self {
+        Self::start_with(EmulatorConfig {
+            time_scale,
+            ..emulator_support::config()
+        })
+        .await
+    }
+
+    /// As [`Rig::start`], with an emulator configured by the caller.
+    pub async fn start_with(config: EmulatorConfig) -> Self {
+        let kube = Server::start(ServerOptions::default()).await.unwrap();
+        kube.apply_yaml(&ecs_image_operator::api::crd_yaml().unwrap())
+            .unwrap();
+        let emulator = emulator_support::start_with(config).await;
+        let client = kube_client(&kube).await;
+        let ecs = Arc::new(ecs_client(&emulator));
+        Self {
+            kube,
+            emulator,
+            client,
+            ecs,
+            timing: fast_timing(),
+            controller: None,
+        }
+    }
+
+    /// Settings of the controller: the emulator's key as operator-wide credentials.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            namespace: None,
+            timing: self.timing,
+            concurrency: 16,
+            default_credentials: Some(Arc::new(emulator_support::creds())),
+            reporter: "ecs-image-operator".into(),
+        }
+    }
+
+    /// Starts the controller in this process.
+    pub async fn start_controller(&mut self) {
+        let settings = self.settings();
+        self.start_controller_with(settings).await;
+    }
+
+    /// Starts the controller with these settings.
+    pub async fn start_controller_with(&mut self, settings: Settings) {
+        assert!(self.controller.is_none(), "the controller already runs");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let client = kube_client(&self.kube).await;
+        let task = tokio::spawn(reconciler::run(
+            client,
+            Arc::clone(&self.ecs),
+            settings,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        self.controller = Some((stop, task));
+    }
+
+    /// Stops the controller abruptly, as a crash would: in-flight work is dropped.
+    pub async fn kill_controller(&mut self) {
+        if let Some((_, task)) = self.controller.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    /// The ImageImport API of the test namespace.
+    pub fn imports(&self) -> Api<ImageImport> {
+        Api::namespaced(self.client.clone(), NS)
+    }
+
+    /// Creates an ImageImport from YAML.
+    pub async fn create(&self, yaml: &str) -> ImageImport {
+        let object: ImageImport = serde_saphyr::from_str(yaml).unwrap();
+        self.imports()
+            .create(&PostParams::default(), &object)
+            .await
+            .unwrap()
+    }
+
+    /// Creates the minimal ImageImport of [`minimal`].
+    pub async fn create_minimal(&self, name: &str) -> ImageImport {
+        self.create(&minimal(name)).await
+    }
+
+    /// Merge-patches an ImageImport (spec or metadata).
+    pub async fn patch(&self, name: &str, patch: serde_json::Value) -> ImageImport {
+        self.imports()
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap()
+    }
+
+    /// Deletes an ImageImport (the finalizer keeps it until the operator lets go).
+    pub async fn delete(&self, name: &str) {
+        self.imports()
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+
+    /// Polls the resource until `done` holds, and returns it; fails after [`PATIENCE`], showing the
+    /// last status seen.
+    pub async fn wait_for(
+        &self,
+        name: &str,
+        what: &str,
+        mut done: impl FnMut(&ImageImport) -> bool,
+    ) -> ImageImport {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        let mut last = None;
+        loop {
+            if let Some(object) = self.imports().get_opt(name).await.unwrap() {
+                if done(&object) {
+                    return object;
+                }
+                last = Some(object);
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name}: waited {PATIENCE:?} for {what}; last seen: {:#?}",
+                last.map(|o| o.status)
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Waits until the resource is `Available` and Ready.
+    pub async fn wait_available(&self, name: &str) -> ImageImport {
+        self.wait_for(name, "phase Available and Ready=True", |o| {
+            phase(o) == Some(Phase::Available) && condition(o, "Ready").is_some_and(|c| c.0)
+        })
+        .await
+    }
+
+    /// Waits until the resource is gone from the API.
+    pub async fn wait_gone(&self, name: &str) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let object = self.imports().get_opt(name).await.unwrap();
+            let Some(object) = object else { return };
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name} still exists after {PATIENCE:?}: finalizers {:?}, status {:#?}",
+                object.finalizers(),
+                object.status
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Images in the emulator that carry this UID tag, in any status.
+    pub async fn images_of(&self, uid: &str) -> Vec<Image> {
+        let request = DescribeImagesRequest {
+            region_id: emulator_support::REGION.into(),
+            image_owner_alias: Some("self".into()),
+            statuses: ALL_IMAGE_STATUSES.split(',').map(String::from).collect(),
+            tags: vec![TagFilter {
+                key: ecs_image_operator::api::image_import::UID_TAG.into(),
+                value: Some(uid.into()),
+            }],
+            page_size: Some(100),
+            ..Default::default()
+        };
+        self.ecs
+            .describe_images(&emulator_support::creds(), &request)
+            .await
+            .unwrap()
+            .images
+    }
+
+    /// Creates or replaces a credentials Secret in the test namespace.
+    pub async fn put_secret(&self, name: &str, id: &str, secret: &str) {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), NS);
+        let object: Secret = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": NS},
+            "stringData": {"accessKeyId": id, "accessKeySecret": secret},
+        }))
+        .unwrap();
+        api.patch(
+            name,
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&object),
+        )
+        .await
+        .unwrap();
+    }
+}
+
+/// A credentials provider for another key of the emulator.
+pub fn creds_of(id: &str, secret: &str) -> CredentialProvider {
+    CredentialProvider::fixed(Credentials::new(id, secret))
+}
+
+/// The smallest valid ImageImport: one system disk from the emulator's test world.
+pub fn minimal(name: &str) -> String {
+    format!(
+        r#"
+apiVersion: ecs.image-import.dev/v1alpha1
+kind: ImageImport
+metadata:
+  name: {name}
+  namespace: {NS}
+spec:
+  regionId: cn-hangzhou
+  imageName: {name}
+  diskDeviceMappings:
+    - ossBucket: images-hz
+      ossObject: ubuntu-22.04.qcow2
+"#
+    )
+}
+
+/// The phase in status.
+pub fn phase(object: &ImageImport) -> Option<Phase> {
+    object.status.as_ref().and_then(|s| s.phase)
+}
+
+/// A condition as (status is "True", reason, message).
+pub fn condition(object: &ImageImport, kind: &str) -> Option<(bool, String, String)> {
+    object
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == kind)
+        .map(|c| (c.status == "True", c.reason.clone(), c.message.clone()))
+}
