@@ -675,7 +675,7 @@ pub fn after_failure(
                 types::RECONCILING,
                 true,
                 reasons::RETRYING,
-                &failure.message,
+                &format!("{}: {}", failure.code, failure.message),
                 now,
             );
             finish(resource, status, EcsAction::None, Some(wait))
