@@ -7,6 +7,13 @@ use crate::error::Cause;
 use crate::resource::ResourceType;
 use crate::schema::type_name;
 
+type Compiled = (kube_cel::Validator, kube_cel::CompiledSchema);
+
+thread_local! {
+    static CACHE: std::cell::RefCell<std::collections::HashMap<String, Compiled>> =
+        std::cell::RefCell::default();
+}
+
 fn value_at<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
     let mut node = obj;
     for part in path.split('.').filter(|p| !p.is_empty()) {
@@ -37,8 +44,16 @@ pub(crate) fn validate(
         api_group: rt.group.clone(),
         kind: rt.kind.clone(),
     };
-    let validator = kube_cel::Validator::new();
-    let Err(errors) = validator.validate_with_context(schema, obj, old, Some(&context)) else {
+    // Compiling the rules (and the function libraries) costs far more than evaluating them, and
+    // a schema changes only when its CRD does: both are kept per thread, keyed by the schema.
+    let result = CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        let (validator, compiled) = cache
+            .entry(schema.to_string())
+            .or_insert_with(|| (kube_cel::Validator::new(), kube_cel::compile_schema(schema)));
+        validator.validate_compiled_with_context(compiled, obj, old, Some(&context))
+    });
+    let Err(errors) = result else {
         return Vec::new();
     };
     errors
