@@ -1,0 +1,728 @@
+//! The Helm chart: `helm lint --strict`, `helm template` with every values file under the chart's
+//! `ci/`, and checks on what it renders: restricted pods, RBAC verbs exactly as the operator needs
+//! them, no cluster-wide RBAC in namespaced mode, credentials only by Secret reference, a schema that
+//! refuses bad values, and a CRD copy identical to `crds/`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails loudly by design
+
+mod chart_support;
+
+use std::collections::BTreeSet;
+
+use chart_support::{
+    NAMESPACE, RELEASE, chart_dir, ci_values_files, kind, name, of_kind, one, parse_documents,
+    repo, run_helm, template,
+};
+use serde_json::{Value, json};
+
+fn render(values_file: &str) -> Vec<Value> {
+    let yaml = template(&[values_file], &[])
+        .unwrap_or_else(|error| panic!("helm template with {values_file} failed:\n{error}"));
+    parse_documents(&yaml)
+}
+
+fn render_ci(file: &str) -> Vec<Value> {
+    render(&format!("charts/ecs-image-operator/ci/{file}"))
+}
+
+/// Pod templates of every workload.
+fn pod_specs(objects: &[Value]) -> Vec<(&str, &Value)> {
+    objects
+        .iter()
+        .filter(|o| {
+            matches!(
+                kind(o),
+                "Deployment" | "StatefulSet" | "DaemonSet" | "Job" | "ReplicaSet"
+            )
+        })
+        .map(|o| (name(o), &o["spec"]["template"]["spec"]))
+        .collect()
+}
+
+fn containers(pod: &Value) -> Vec<&Value> {
+    ["initContainers", "containers", "ephemeralContainers"]
+        .iter()
+        .flat_map(|key| pod[key].as_array().into_iter().flatten())
+        .collect()
+}
+
+fn env<'a>(container: &'a Value, wanted: &str) -> Option<&'a Value> {
+    container["env"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == wanted)
+}
+
+fn operator_container(objects: &[Value]) -> &Value {
+    let deployment = one(objects, "Deployment");
+    deployment["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "operator")
+        .expect("a container named operator")
+}
+
+#[test]
+fn the_chart_lints_strictly_with_every_values_file() {
+    let chart = chart_dir();
+    for file in ci_values_files() {
+        let result = run_helm(&[
+            "lint",
+            "--strict",
+            chart.to_str().unwrap(),
+            "--namespace",
+            NAMESPACE,
+            "--values",
+            &file,
+        ]);
+        if let Err(error) = result {
+            panic!("helm lint --strict with {file} failed:\n{error}");
+        }
+    }
+}
+
+#[test]
+fn every_values_file_renders_at_least_the_deployment_and_its_rbac() {
+    let files = ci_values_files();
+    assert!(
+        files.len() >= 6,
+        "expected the chart's ci/ values files, found {files:?}"
+    );
+    for file in files {
+        let objects = render(&file);
+        for wanted in ["ServiceAccount", "Deployment"] {
+            assert_eq!(of_kind(&objects, wanted).len(), 1, "{file}: one {wanted}");
+        }
+        let roles = of_kind(&objects, "ClusterRole").len() + of_kind(&objects, "Role").len();
+        assert!(roles >= 1, "{file}: no RBAC rendered");
+        for object in &objects {
+            let cluster_scoped = matches!(kind(object), "ClusterRole" | "ClusterRoleBinding");
+            let namespace = object["metadata"]["namespace"].as_str();
+            if cluster_scoped {
+                assert_eq!(namespace, None, "{file}: {} {}", kind(object), name(object));
+            } else {
+                assert!(
+                    namespace.is_some(),
+                    "{file}: {} {} has no namespace",
+                    kind(object),
+                    name(object)
+                );
+            }
+            assert_eq!(
+                object["metadata"]["labels"]["app.kubernetes.io/name"],
+                "ecs-image-operator",
+                "{file}: {} {} lacks the chart's labels",
+                kind(object),
+                name(object)
+            );
+        }
+    }
+}
+
+#[test]
+fn no_container_runs_as_root_and_every_security_context_is_restricted() {
+    for file in ci_values_files() {
+        let objects = render(&file);
+        let pods = pod_specs(&objects);
+        assert!(!pods.is_empty(), "{file}: no workload rendered");
+        for (workload, pod) in pods {
+            let pod_context = &pod["securityContext"];
+            assert_eq!(
+                pod_context["runAsNonRoot"], true,
+                "{file}/{workload}: pod runAsNonRoot"
+            );
+            assert_eq!(
+                pod_context["runAsUser"], 65532,
+                "{file}/{workload}: pod runAsUser"
+            );
+            assert_eq!(
+                pod_context["seccompProfile"]["type"], "RuntimeDefault",
+                "{file}/{workload}"
+            );
+            assert_ne!(pod["hostNetwork"], true, "{file}/{workload}: hostNetwork");
+            assert_ne!(pod["hostPID"], true, "{file}/{workload}: hostPID");
+            for container in containers(pod) {
+                let which = format!("{file}/{workload}/{}", container["name"]);
+                let context = &container["securityContext"];
+                assert_eq!(context["allowPrivilegeEscalation"], false, "{which}");
+                assert_eq!(context["readOnlyRootFilesystem"], true, "{which}");
+                assert_eq!(context["runAsNonRoot"], true, "{which}");
+                let uid = context["runAsUser"]
+                    .as_i64()
+                    .expect("runAsUser set on the container");
+                assert!(uid > 0, "{which}: runs as uid {uid}");
+                assert_eq!(context["capabilities"]["drop"], json!(["ALL"]), "{which}");
+                assert!(
+                    context["capabilities"]["add"].is_null(),
+                    "{which}: adds capabilities"
+                );
+                assert_ne!(context["privileged"], true, "{which}: privileged");
+                assert_eq!(
+                    context["seccompProfile"]["type"], "RuntimeDefault",
+                    "{which}"
+                );
+                assert!(
+                    container["resources"]["requests"]["memory"].is_string()
+                        && container["resources"]["limits"]["memory"].is_string(),
+                    "{which}: memory request and limit"
+                );
+            }
+            for volume in pod["volumes"].as_array().into_iter().flatten() {
+                assert!(
+                    volume["hostPath"].is_null(),
+                    "{file}/{workload}: a hostPath volume"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn probes_and_the_metrics_port_are_on_8080_named_http() {
+    let objects = render_ci("default-values.yaml");
+    let operator = operator_container(&objects);
+    assert_eq!(operator["args"], json!(["run"]));
+    assert_eq!(
+        operator["ports"],
+        json!([{"name": "http", "containerPort": 8080, "protocol": "TCP"}])
+    );
+    assert_eq!(
+        operator["livenessProbe"]["httpGet"],
+        json!({"path": "/healthz", "port": "http"})
+    );
+    assert_eq!(
+        operator["readinessProbe"]["httpGet"],
+        json!({"path": "/readyz", "port": "http"})
+    );
+    assert_eq!(
+        env(operator, "ECS_IMAGE_OPERATOR_PROBE_ADDRESS").unwrap()["value"],
+        "0.0.0.0:8080"
+    );
+    let service = one(&objects, "Service");
+    assert_eq!(
+        service["spec"]["ports"],
+        json!([{"name": "http-metrics", "port": 8080, "targetPort": "http", "protocol": "TCP"}])
+    );
+    let deployment = one(&objects, "Deployment");
+    assert_eq!(
+        service["spec"]["selector"], deployment["spec"]["selector"]["matchLabels"],
+        "the metrics Service selects the operator's pods"
+    );
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["automountServiceAccountToken"], true,
+        "the operator needs its API token"
+    );
+    assert_eq!(
+        one(&objects, "ServiceAccount")["automountServiceAccountToken"],
+        false,
+        "other pods using the ServiceAccount do not get the token"
+    );
+    assert_eq!(
+        pod["terminationGracePeriodSeconds"], 30,
+        "shutdown timeout 20 s plus 10"
+    );
+}
+
+/// One RBAC permission: (API group, resource, verb, resource name or "").
+type Permission = (String, String, String, String);
+
+fn permissions(role: &Value) -> BTreeSet<Permission> {
+    let mut out = BTreeSet::new();
+    for rule in role["rules"].as_array().unwrap() {
+        let names: Vec<String> = match rule["resourceNames"].as_array() {
+            Some(names) => names
+                .iter()
+                .map(|n| n.as_str().unwrap().to_string())
+                .collect(),
+            None => vec![String::new()],
+        };
+        for group in rule["apiGroups"].as_array().unwrap() {
+            for resource in rule["resources"].as_array().unwrap() {
+                for verb in rule["verbs"].as_array().unwrap() {
+                    for resource_name in &names {
+                        out.insert((
+                            group.as_str().unwrap().to_string(),
+                            resource.as_str().unwrap().to_string(),
+                            verb.as_str().unwrap().to_string(),
+                            resource_name.clone(),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn table(rows: &[(&str, &str, &[&str], &str)]) -> BTreeSet<Permission> {
+    rows.iter()
+        .flat_map(|(group, resource, verbs, resource_name)| {
+            verbs.iter().map(move |verb| {
+                (
+                    group.to_string(),
+                    resource.to_string(),
+                    verb.to_string(),
+                    resource_name.to_string(),
+                )
+            })
+        })
+        .collect()
+}
+
+/// What the operator needs where it watches ImageImports, and nothing more.
+fn operator_permissions() -> BTreeSet<Permission> {
+    table(&[
+        // The watcher; the finalizer helper adds and removes the finalizer with JSON patches.
+        (
+            "ecs.image-import.dev",
+            "imageimports",
+            &["get", "list", "watch", "patch"],
+            "",
+        ),
+        // Status by server-side apply.
+        (
+            "ecs.image-import.dev",
+            "imageimports/status",
+            &["patch"],
+            "",
+        ),
+        (
+            "ecs.image-import.dev",
+            "imageimports/finalizers",
+            &["update"],
+            "",
+        ),
+        // kube-runtime 5's Recorder writes events.k8s.io/v1 Events: create, then patch a repeat.
+        ("events.k8s.io", "events", &["create", "patch"], ""),
+        // Secret metadata is watched; the named Secret is read. Never written.
+        ("", "secrets", &["get", "list", "watch"], ""),
+    ])
+}
+
+fn lease_permissions(lease: &str) -> BTreeSet<Permission> {
+    table(&[
+        ("coordination.k8s.io", "leases", &["create"], ""),
+        ("coordination.k8s.io", "leases", &["get", "update"], lease),
+    ])
+}
+
+fn assert_binding(binding: &Value, role_kind: &str, role_name: &str) {
+    assert_eq!(binding["roleRef"]["kind"], role_kind);
+    assert_eq!(binding["roleRef"]["name"], role_name);
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": RELEASE, "namespace": NAMESPACE}])
+    );
+}
+
+#[test]
+fn cluster_mode_rbac_is_exactly_the_expected_table() {
+    let objects = render_ci("default-values.yaml");
+    let cluster_role = one(&objects, "ClusterRole");
+    assert_eq!(permissions(cluster_role), operator_permissions());
+    assert_binding(
+        one(&objects, "ClusterRoleBinding"),
+        "ClusterRole",
+        name(cluster_role),
+    );
+
+    let role = one(&objects, "Role");
+    assert_eq!(
+        role["metadata"]["namespace"], NAMESPACE,
+        "the Lease lives in the release namespace"
+    );
+    assert_eq!(permissions(role), lease_permissions(RELEASE));
+    assert_binding(one(&objects, "RoleBinding"), "Role", name(role));
+
+    let operator = operator_container(&objects);
+    assert_eq!(
+        env(operator, "ECS_IMAGE_OPERATOR_LEADER_ELECTION").unwrap()["value"],
+        "true"
+    );
+    assert_eq!(
+        env(operator, "ECS_IMAGE_OPERATOR_LEADER_ELECTION_LEASE").unwrap()["value"],
+        RELEASE
+    );
+    assert_eq!(
+        env(operator, "ECS_IMAGE_OPERATOR_LEADER_ELECTION_NAMESPACE").unwrap()["valueFrom"],
+        json!({"fieldRef": {"fieldPath": "metadata.namespace"}})
+    );
+    assert_eq!(
+        env(operator, "POD_NAME").unwrap()["valueFrom"],
+        json!({"fieldRef": {"fieldPath": "metadata.name"}})
+    );
+    assert!(
+        env(operator, "ECS_IMAGE_OPERATOR_NAMESPACE").is_none(),
+        "watches every namespace"
+    );
+}
+
+#[test]
+fn namespaced_mode_has_no_cluster_wide_rbac() {
+    let objects = render_ci("namespaced-values.yaml");
+    for cluster_kind in ["ClusterRole", "ClusterRoleBinding"] {
+        assert!(
+            of_kind(&objects, cluster_kind).is_empty(),
+            "namespaced mode renders a {cluster_kind}"
+        );
+    }
+    let roles = of_kind(&objects, "Role");
+    let watched = roles
+        .iter()
+        .find(|r| r["metadata"]["namespace"] == "team-a")
+        .expect("a Role in the watched namespace");
+    assert_eq!(permissions(watched), operator_permissions());
+    let binding = of_kind(&objects, "RoleBinding")
+        .into_iter()
+        .find(|b| b["metadata"]["namespace"] == "team-a")
+        .expect("a RoleBinding in the watched namespace");
+    assert_binding(binding, "Role", name(watched));
+    let lease = roles
+        .iter()
+        .find(|r| r["metadata"]["namespace"] == NAMESPACE)
+        .expect("the leader-election Role in the release namespace");
+    assert_eq!(permissions(lease), lease_permissions(RELEASE));
+    assert_eq!(roles.len(), 2);
+    assert_eq!(
+        env(operator_container(&objects), "ECS_IMAGE_OPERATOR_NAMESPACE").unwrap()["value"],
+        "team-a"
+    );
+}
+
+#[test]
+fn without_leader_election_there_is_no_lease_access_and_no_rolling_overlap() {
+    let objects = render_ci("no-leader-election-values.yaml");
+    assert!(
+        of_kind(&objects, "Role").is_empty(),
+        "a Lease Role without leader election"
+    );
+    assert!(of_kind(&objects, "RoleBinding").is_empty());
+    let deployment = one(&objects, "Deployment");
+    assert_eq!(deployment["spec"]["strategy"], json!({"type": "Recreate"}));
+    let operator = operator_container(&objects);
+    assert_eq!(
+        env(operator, "ECS_IMAGE_OPERATOR_LEADER_ELECTION").unwrap()["value"],
+        "false"
+    );
+    assert!(env(operator, "POD_NAME").is_none());
+
+    let with_election = render_ci("full-values.yaml");
+    let lease_role = one(&with_election, "Role");
+    assert_eq!(
+        permissions(lease_role),
+        lease_permissions("ecs-image-operator-leader")
+    );
+    assert_eq!(one(&with_election, "Deployment")["spec"]["replicas"], 2);
+}
+
+const CREDENTIAL_VARIABLES: &[&str] = &[
+    "ALIBABA_CLOUD_ACCESS_KEY_ID",
+    "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+    "ALIBABA_CLOUD_SECURITY_TOKEN",
+];
+
+#[test]
+fn credentials_are_referenced_by_secret_key_ref_and_never_embedded() {
+    for file in ci_values_files() {
+        let objects = render(&file);
+        assert!(
+            of_kind(&objects, "Secret").is_empty(),
+            "{file}: the chart must not create Secrets (credentials are never values)"
+        );
+        for (workload, pod) in pod_specs(&objects) {
+            for container in containers(pod) {
+                for variable in container["env"].as_array().into_iter().flatten() {
+                    let variable_name = variable["name"].as_str().unwrap();
+                    if CREDENTIAL_VARIABLES.contains(&variable_name)
+                        || variable_name.starts_with("EMULATOR_KEY")
+                    {
+                        assert!(
+                            variable["value"].is_null()
+                                && variable["valueFrom"]["secretKeyRef"]["name"].is_string(),
+                            "{file}/{workload}: {variable_name} must come from a secretKeyRef: {variable}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    let objects = render_ci("namespaced-values.yaml");
+    let operator = operator_container(&objects);
+    for (variable, key, optional) in [
+        ("ALIBABA_CLOUD_ACCESS_KEY_ID", "accessKeyId", Value::Null),
+        (
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+            "accessKeySecret",
+            Value::Null,
+        ),
+        (
+            "ALIBABA_CLOUD_SECURITY_TOKEN",
+            "securityToken",
+            Value::Bool(true),
+        ),
+    ] {
+        let reference = &env(operator, variable).unwrap_or_else(|| panic!("{variable} set"))["valueFrom"]
+            ["secretKeyRef"];
+        assert_eq!(
+            reference["name"], "ecs-image-operator-credentials",
+            "{variable}"
+        );
+        assert_eq!(reference["key"], key, "{variable}");
+        assert_eq!(reference["optional"], optional, "{variable}");
+    }
+
+    let defaults = render_ci("default-values.yaml");
+    let operator = operator_container(&defaults);
+    for variable in CREDENTIAL_VARIABLES {
+        assert!(
+            env(operator, variable).is_none(),
+            "defaults use the instance RAM role, not {variable}"
+        );
+    }
+}
+
+#[test]
+fn rrsa_projects_a_token_for_sts_and_names_the_role() {
+    let objects = render_ci("rrsa-values.yaml");
+    let deployment = one(&objects, "Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let operator = operator_container(&objects);
+    let token_file = env(operator, "ALIBABA_CLOUD_OIDC_TOKEN_FILE").unwrap()["value"]
+        .as_str()
+        .unwrap();
+    let mount = operator["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| token_file.starts_with(m["mountPath"].as_str().unwrap()))
+        .expect("the token file is on a mounted volume");
+    assert_eq!(mount["readOnly"], true);
+    let volume = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == mount["name"])
+        .unwrap();
+    let source = &volume["projected"]["sources"][0]["serviceAccountToken"];
+    assert_eq!(source["audience"], "sts.aliyuncs.com");
+    assert_eq!(
+        format!(
+            "{}/{}",
+            mount["mountPath"].as_str().unwrap(),
+            source["path"].as_str().unwrap()
+        ),
+        token_file
+    );
+    assert_eq!(
+        env(operator, "ALIBABA_CLOUD_ROLE_ARN").unwrap()["value"],
+        "acs:ram::1234567890123456:role/ecs-image-operator"
+    );
+    assert!(env(operator, "ALIBABA_CLOUD_OIDC_PROVIDER_ARN").unwrap()["value"].is_string());
+    assert_eq!(
+        env(operator, "ALIBABA_CLOUD_REGION_ID").unwrap()["value"],
+        "cn-hangzhou"
+    );
+    assert_eq!(
+        one(&objects, "ServiceAccount")["metadata"]["annotations"]["pod-identity.alibabacloud.com/role-name"],
+        "ecs-image-operator"
+    );
+    for variable in CREDENTIAL_VARIABLES {
+        assert!(
+            env(operator, variable).is_none(),
+            "RRSA and {variable} together"
+        );
+    }
+}
+
+#[test]
+fn the_emulator_sidecar_listens_on_loopback_and_the_operator_uses_it() {
+    let objects = render_ci("emulator-values.yaml");
+    let deployment = one(&objects, "Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let emulator = pod["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "emulator")
+        .expect("an emulator container");
+    assert_eq!(
+        emulator["args"],
+        json!([
+            "emulator",
+            "--listen",
+            "127.0.0.1:9100",
+            "--time-scale",
+            "600"
+        ])
+    );
+    assert!(
+        emulator["ports"].is_null(),
+        "the emulator is not exposed on the pod IP"
+    );
+    assert_eq!(
+        env(emulator, "ECS_IMAGE_OPERATOR_EMULATOR_ACCESS_KEYS").unwrap()["value"],
+        "$(EMULATOR_KEY_ID):$(EMULATOR_KEY_SECRET)"
+    );
+    let operator = operator_container(&objects);
+    assert_eq!(
+        env(operator, "ECS_IMAGE_OPERATOR_ECS_ENDPOINT").unwrap()["value"],
+        "http://127.0.0.1:9100"
+    );
+    for container in [emulator, operator] {
+        for (variable, key) in [
+            ("ALIBABA_CLOUD_ACCESS_KEY_ID", "accessKeyId"),
+            ("EMULATOR_KEY_ID", "accessKeyId"),
+            ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "accessKeySecret"),
+            ("EMULATOR_KEY_SECRET", "accessKeySecret"),
+        ] {
+            if let Some(found) = env(container, variable) {
+                assert_eq!(found["valueFrom"]["secretKeyRef"]["name"], "emulator-key");
+                assert_eq!(found["valueFrom"]["secretKeyRef"]["key"], key);
+            }
+        }
+    }
+    assert!(env(operator, "ALIBABA_CLOUD_ACCESS_KEY_ID").is_some());
+    assert!(env(emulator, "EMULATOR_KEY_ID").is_some());
+}
+
+#[test]
+fn network_policy_pdb_and_service_monitor_render_as_configured() {
+    let objects = render_ci("full-values.yaml");
+    let policy = one(&objects, "NetworkPolicy");
+    assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
+    let ingress = policy["spec"]["ingress"].as_array().unwrap();
+    assert_eq!(ingress.len(), 1);
+    assert_eq!(
+        ingress[0]["ports"],
+        json!([{"port": 8080, "protocol": "TCP"}])
+    );
+    assert_eq!(
+        ingress[0]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "monitoring"
+    );
+    let egress = policy["spec"]["egress"].as_array().unwrap();
+    let ports: Vec<&Value> = egress.iter().map(|rule| &rule["ports"]).collect();
+    assert_eq!(
+        ports,
+        [
+            &json!([{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]),
+            &json!([{"port": 443, "protocol": "TCP"}, {"port": 6443, "protocol": "TCP"}]),
+            &json!([{"port": 443, "protocol": "TCP"}]),
+        ],
+        "egress: DNS, the API server, ECS/STS (no metadata service with an AccessKey Secret)"
+    );
+    assert_eq!(
+        egress[1]["to"],
+        json!([{"ipBlock": {"cidr": "10.0.0.1/32"}}])
+    );
+    assert_eq!(
+        egress[2]["to"],
+        json!([{"ipBlock": {"cidr": "100.64.0.0/10"}}])
+    );
+
+    let pdb = one(&objects, "PodDisruptionBudget");
+    assert_eq!(pdb["spec"]["maxUnavailable"], 1);
+    let monitor = one(&objects, "ServiceMonitor");
+    let service = one(&objects, "Service");
+    assert_eq!(
+        monitor["spec"]["endpoints"][0]["port"],
+        service["spec"]["ports"][0]["name"]
+    );
+    assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
+    assert_eq!(monitor["metadata"]["labels"]["release"], "prometheus");
+    assert_eq!(
+        operator_container(&objects)["image"],
+        "registry.example.com/platform/ecs-image-operator@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+    );
+
+    let defaults = render_ci("default-values.yaml");
+    for optional in ["NetworkPolicy", "PodDisruptionBudget", "ServiceMonitor"] {
+        assert!(
+            of_kind(&defaults, optional).is_empty(),
+            "{optional} is off by default"
+        );
+    }
+    let with_instance_role = template(&[], &["--set", "networkPolicy.enabled=true"]).unwrap();
+    let policy = parse_documents(&with_instance_role)
+        .into_iter()
+        .find(|o| kind(o) == "NetworkPolicy")
+        .unwrap();
+    let last = policy["spec"]["egress"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        last,
+        json!({"ports": [{"port": 80, "protocol": "TCP"}], "to": [{"ipBlock": {"cidr": "100.100.100.200/32"}}]}),
+        "the instance RAM role needs the metadata service"
+    );
+}
+
+#[test]
+fn the_schema_and_the_templates_refuse_bad_values() {
+    let dir = repo().join("tests/fixtures/chart/invalid");
+    let mut cases: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    cases.sort();
+    assert!(
+        cases.len() >= 10,
+        "expected the invalid values fixtures, found {}",
+        cases.len()
+    );
+    for case in cases {
+        let text = std::fs::read_to_string(&case).unwrap();
+        let expected = text
+            .lines()
+            .next()
+            .and_then(|line| line.strip_prefix("# expect: "))
+            .unwrap_or_else(|| {
+                panic!(
+                    "{} must start with `# expect: <error text>`",
+                    case.display()
+                )
+            });
+        let relative = case.strip_prefix(repo()).unwrap().display().to_string();
+        match template(&[&relative], &[]) {
+            Ok(_) => panic!("helm template accepted {relative}"),
+            Err(error) => assert!(
+                error.contains(expected),
+                "{relative}: the error should mention {expected:?}:\n{error}"
+            ),
+        }
+    }
+    // And on the command line, the way users most often get it wrong.
+    let error = template(&[], &["--set-string", "replicas=two"]).unwrap_err();
+    assert!(error.contains("/replicas"), "{error}");
+    let error = template(&[], &["--set", "emulator.timeScale=0"]).unwrap_err();
+    assert!(error.contains("timeScale"), "{error}");
+}
+
+#[test]
+fn the_chart_crd_is_identical_to_the_generated_one() {
+    let generated =
+        std::fs::read(repo().join("crds/imageimports.ecs.image-import.dev.yaml")).unwrap();
+    let in_chart =
+        std::fs::read(chart_dir().join("crds/imageimports.ecs.image-import.dev.yaml")).unwrap();
+    assert!(
+        generated == in_chart,
+        "charts/ecs-image-operator/crds/ drifted: run \
+         `cp crds/imageimports.ecs.image-import.dev.yaml charts/ecs-image-operator/crds/`"
+    );
+    let listed: Vec<_> = std::fs::read_dir(chart_dir().join("crds"))
+        .unwrap()
+        .collect();
+    assert_eq!(
+        listed.len(),
+        1,
+        "the chart's crds/ holds only the ImageImport CRD"
+    );
+    let rendered = parse_documents(&template(&[], &["--include-crds"]).unwrap());
+    let crd = one(&rendered, "CustomResourceDefinition");
+    assert_eq!(name(crd), "imageimports.ecs.image-import.dev");
+}
