@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ecs_image_operator::controller::leader::{LeaderElector, LeaseConfig, while_leader};
+use ecs_image_operator::controller::leader::{LeaderElector, LeaseConfig, StopGrace, while_leader};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -504,7 +504,10 @@ async fn work_runs_only_while_leader_and_is_cancelled_then_aborted() {
         async move {
             let _ = stopped.await;
         },
-        Duration::from_millis(200),
+        StopGrace {
+            after_loss: Duration::from_millis(200),
+            at_shutdown: Duration::from_millis(400),
+        },
         move |cancelled| {
             term += 1;
             let events = events.clone();
@@ -542,12 +545,45 @@ async fn work_runs_only_while_leader_and_is_cancelled_then_aborted() {
         "a new term began before the old work was aborted"
     );
 
+    let shutting_down = Instant::now();
     let _ = stop.send(());
     timeout(Duration::from_secs(2), runner)
         .await
         .expect("while_leader returns on shutdown")
         .unwrap();
+    // The stubborn third term had the longer shutdown grace before its abort.
+    assert!(
+        shutting_down.elapsed() >= Duration::from_millis(400),
+        "aborted after {:?}",
+        shutting_down.elapsed()
+    );
     assert!(seen.recv().await.is_none(), "work outlived while_leader");
+}
+
+#[tokio::test]
+async fn dropping_while_leader_aborts_its_work() {
+    let (_leader, leading) = watch::channel(true);
+    let (events, mut seen) = mpsc::unbounded_channel::<Event>();
+    let runner = tokio::spawn(while_leader(
+        leading,
+        std::future::pending(),
+        StopGrace {
+            after_loss: Duration::from_secs(10),
+            at_shutdown: Duration::from_secs(10),
+        },
+        move |_cancelled| {
+            let events = events.clone();
+            async move {
+                let _ = events.send(Event::Started(1));
+                std::future::pending::<()>().await;
+            }
+        },
+    ));
+    assert_eq!(next(&mut seen).await, Some(Event::Started(1)));
+    runner.abort();
+    // The work held the last sender: it is gone once the work is.
+    let gone = timeout(Duration::from_secs(1), seen.recv()).await;
+    assert_eq!(gone, Ok(None), "the work survived its while_leader");
 }
 
 /// Only a `Send + 'static` future can be handed to `tokio::spawn`.
@@ -573,7 +609,10 @@ async fn the_controller_runs_under_while_leader_as_run_wires_it() {
     let guarded = while_leader(
         leading,
         std::future::ready(()),
-        Duration::from_secs(1),
+        StopGrace {
+            after_loss: Duration::from_secs(1),
+            at_shutdown: Duration::from_secs(10),
+        },
         move |cancelled| {
             reconciler::run(
                 client.clone(),

@@ -427,19 +427,40 @@ impl Future for Cancellation {
     }
 }
 
+/// How long work under [`while_leader`] may take to stop after its [`Cancellation`] before it is
+/// aborted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StopGrace {
+    /// After leadership is lost. Keep it below the election's safety margin: the work must be
+    /// over before another replica can become leader.
+    pub after_loss: Duration,
+    /// At shutdown, while the elector still renews the Lease (stop the elector only afterwards),
+    /// so in-flight reconciles may finish.
+    pub at_shutdown: Duration,
+}
+
+/// Aborts the spawned work when dropped, so work never outlives a dropped or aborted
+/// [`while_leader`].
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Runs the work `make_work` builds while `leader` says `true`, until `shutdown` completes or the
 /// elector is gone.
 ///
 /// Each time leadership is gained, `make_work` is called with a fresh [`Cancellation`] and its
 /// future is spawned. When leadership is lost (or on shutdown) the cancellation completes; work
-/// still running `stop_grace` later is aborted, and `while_leader` waits until it is gone before it
-/// returns or starts the next term. Keep `stop_grace` below the election's safety margin so the
-/// work is over before another replica can become leader. Work that ends on its own is not
-/// restarted until leadership is lost and gained again.
+/// still running after the [`StopGrace`] for the case is aborted, and `while_leader` waits until
+/// it is gone before it starts the next term or returns. Work that ends on its own is not
+/// restarted until leadership is lost and gained again. Dropping this future aborts the work.
 pub async fn while_leader<W, F>(
     mut leader: watch::Receiver<bool>,
     shutdown: impl Future<Output = ()>,
-    stop_grace: Duration,
+    grace: StopGrace,
     mut make_work: W,
 ) where
     W: FnMut(Cancellation) -> F,
@@ -457,13 +478,13 @@ pub async fn while_leader<W, F>(
             return;
         }
         let (cancel, cancelled) = oneshot::channel();
-        let mut work = tokio::spawn(make_work(Cancellation(cancelled)));
+        let mut work = AbortOnDrop(tokio::spawn(make_work(Cancellation(cancelled))));
         let mut ended_on_its_own = false;
         let shutting_down = tokio::select! {
             biased;
             () = &mut shutdown => true,
             _ = leader.wait_for(|leader| !*leader).map(|seen| seen.is_ok()) => false,
-            _ = &mut work => {
+            _ = &mut work.0 => {
                 ended_on_its_own = true;
                 false
             }
@@ -481,13 +502,18 @@ pub async fn while_leader<W, F>(
             continue;
         }
         let _ = cancel.send(());
-        if tokio::time::timeout(stop_grace, &mut work).await.is_err() {
+        let limit = if shutting_down {
+            grace.at_shutdown
+        } else {
+            grace.after_loss
+        };
+        if tokio::time::timeout(limit, &mut work.0).await.is_err() {
             tracing::warn!(
-                grace_ms = u64::try_from(stop_grace.as_millis()).unwrap_or(u64::MAX),
+                grace_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
                 "leader work did not stop in time; aborting it"
             );
-            work.abort();
-            let _ = work.await;
+            work.0.abort();
+            let _ = (&mut work.0).await;
         }
         if shutting_down {
             return;
