@@ -8,6 +8,7 @@ pub mod client;
 pub mod credentials;
 pub mod endpoint;
 pub mod error;
+pub mod observe;
 pub mod params;
 pub mod ratelimit;
 pub mod retry;
