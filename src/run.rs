@@ -11,10 +11,13 @@ use clap::Args;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use crate::controller::decision::Timing;
+use crate::controller::leader::{LeaderElector, LeaseConfig, StopGrace, while_leader};
 use crate::controller::reconciler::{self, Settings};
 use crate::ecs::credentials::ServiceEndpoints;
 use crate::ecs::endpoint::EcsEndpoint;
+use crate::ecs::observe::Observer;
 use crate::ecs::{ClientConfig, CredentialProvider, CredentialSource, EcsClient};
+use crate::metrics::Metrics;
 
 /// Options of the controller.
 #[derive(Debug, Args)]
@@ -61,6 +64,38 @@ pub struct RunArgs {
         default_value_t = 20
     )]
     pub shutdown_timeout_seconds: u64,
+    /// Region of the operator's own STS calls (RRSA): `https://sts.<region>.aliyuncs.com` unless
+    /// `--sts-endpoint` is given.
+    #[arg(long, env = "ALIBABA_CLOUD_REGION_ID")]
+    pub region: Option<String>,
+    /// Reconcile only while holding a coordination.k8s.io Lease, so that of several replicas
+    /// exactly one calls ECS.
+    #[arg(long, env = "ECS_IMAGE_OPERATOR_LEADER_ELECTION")]
+    pub leader_election: bool,
+    /// Namespace of the Lease (the operator's own namespace in a cluster).
+    #[arg(
+        long,
+        env = "ECS_IMAGE_OPERATOR_LEADER_ELECTION_NAMESPACE",
+        default_value = "default"
+    )]
+    pub leader_election_namespace: String,
+    /// Name of the Lease.
+    #[arg(
+        long,
+        env = "ECS_IMAGE_OPERATOR_LEADER_ELECTION_LEASE",
+        default_value = "ecs-image-operator"
+    )]
+    pub leader_election_lease: String,
+    /// This replica's name in the Lease (the pod name in a cluster); the host name when left out.
+    #[arg(long, env = "POD_NAME")]
+    pub leader_election_identity: Option<String>,
+    /// Seconds a Lease holds without renewal; another replica takes over after it runs out.
+    #[arg(
+        long,
+        env = "ECS_IMAGE_OPERATOR_LEADER_ELECTION_LEASE_SECONDS",
+        default_value_t = 15
+    )]
+    pub leader_election_lease_seconds: u64,
 }
 
 /// Errors that stop the operator from starting.
@@ -75,6 +110,9 @@ pub enum RunError {
     /// The ECS client could not be built.
     #[error(transparent)]
     Ecs(#[from] crate::ecs::EcsError),
+    /// Leader election is misconfigured.
+    #[error(transparent)]
+    Leader(#[from] crate::controller::leader::LeaderError),
     /// The probe address could not be bound.
     #[error("failed to listen on {address}: {source}")]
     Listen {
@@ -101,6 +139,12 @@ impl RunArgs {
             external_retry_seconds,
             probe_address,
             shutdown_timeout_seconds,
+            region,
+            leader_election,
+            leader_election_namespace,
+            leader_election_lease,
+            leader_election_identity,
+            leader_election_lease_seconds,
         } = self;
         let config = match kubeconfig {
             Some(path) => {
@@ -119,13 +163,16 @@ impl RunArgs {
             Some(url) => EcsEndpoint::override_url(&url).map_err(crate::ecs::EcsError::Endpoint)?,
             None => EcsEndpoint::Regional,
         };
+        let metrics = Metrics::new();
         let ecs = Arc::new(EcsClient::new(ClientConfig {
             endpoint,
             rate_limit: NonZeroU32::new(rate_limit),
+            observer: Observer::new(Arc::new(metrics.clone())),
             ..ClientConfig::default()
         })?);
         let endpoints = ServiceEndpoints {
-            sts: sts_endpoint,
+            sts: sts_endpoint
+                .or_else(|| region.map(|region| format!("https://sts.{region}.aliyuncs.com"))),
             metadata: metadata_endpoint,
         };
         // Without operator-wide credentials, only resources with a credentials Secret can import.
@@ -146,6 +193,7 @@ impl RunArgs {
                 None
             }
         };
+        let health = Health::default();
         let timing = Timing {
             poll_interval: Duration::from_secs(poll_interval_seconds.max(1)),
             external_retry: Duration::from_secs(external_retry_seconds.max(1)),
@@ -157,38 +205,135 @@ impl RunArgs {
             concurrency: concurrency.max(1),
             default_credentials,
             reporter: "ecs-image-operator".into(),
+            metrics: metrics.clone(),
+            watching: Arc::clone(&health.watching),
         };
 
-        let ready = Arc::new(AtomicBool::new(false));
         let listener = tokio::net::TcpListener::bind(probe_address)
             .await
             .map_err(|source| RunError::Listen {
                 address: probe_address,
                 source,
             })?;
-        let probes = tokio::spawn(serve_probes(listener, Arc::clone(&ready)));
+        let probes = tokio::spawn(serve_probes(listener, health.clone(), metrics.clone()));
 
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let shutdown = async move {
             let _ = stop_rx.await;
         };
-        let controller = tokio::spawn(reconciler::run(client, ecs, settings, shutdown));
-        ready.store(true, Ordering::SeqCst);
-        tracing::info!(%probe_address, "operator started");
+        let grace = Duration::from_secs(shutdown_timeout_seconds);
+        let (elector_stop_tx, elector_stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let mut election = None;
+        let mut controller = if leader_election {
+            let identity = leader_election_identity
+                .or_else(|| std::env::var("HOSTNAME").ok())
+                .unwrap_or_else(|| format!("ecs-image-operator-{}", std::process::id()));
+            let defaults =
+                LeaseConfig::new(leader_election_namespace, leader_election_lease, identity);
+            let lease_duration = Duration::from_secs(leader_election_lease_seconds.max(3));
+            let config = LeaseConfig {
+                lease_duration,
+                renew_interval: lease_duration / 3,
+                retry_interval: lease_duration / 7,
+                safety_margin: lease_duration / 5,
+                ..defaults
+            };
+            let safety_margin = config.safety_margin;
+            let elector = LeaderElector::new(client.clone(), config)?;
+            let mut seen = elector.subscribe();
+            let shown = metrics.clone();
+            let leading_flag = Arc::clone(&health.leading);
+            tokio::spawn(async move {
+                loop {
+                    let leading = *seen.borrow_and_update();
+                    shown.set_leader(leading);
+                    leading_flag.store(leading, Ordering::SeqCst);
+                    if seen.changed().await.is_err() {
+                        shown.set_leader(false);
+                        leading_flag.store(false, Ordering::SeqCst);
+                        break;
+                    }
+                }
+            });
+            let leading = elector.subscribe();
+            election = Some(tokio::spawn(elector.run(async move {
+                let _ = elector_stop_rx.await;
+            })));
+            let term_metrics = metrics.clone();
+            tokio::spawn(while_leader(
+                leading,
+                shutdown,
+                StopGrace {
+                    after_loss: safety_margin / 2,
+                    at_shutdown: grace,
+                },
+                move |cancelled| {
+                    // A new term rebuilds phase counts from its own reconciles.
+                    term_metrics.forget_all();
+                    let client = client.clone();
+                    let ecs = Arc::clone(&ecs);
+                    let settings = settings.clone();
+                    async move { reconciler::run(client, ecs, settings, cancelled).await }
+                },
+            ))
+        } else {
+            metrics.set_leader(true);
+            health.leading.store(true, Ordering::SeqCst);
+            tokio::spawn(reconciler::run(client, ecs, settings, shutdown))
+        };
+        health.started.store(true, Ordering::SeqCst);
+        metrics.set_ready(true);
+        tracing::info!(%probe_address, leader_election, "operator started");
 
         wait_for_signal().await;
         tracing::info!("shutting down: finishing in-flight reconciles");
-        ready.store(false, Ordering::SeqCst);
+        health.started.store(false, Ordering::SeqCst);
+        metrics.set_ready(false);
         let _ = stop_tx.send(());
-        let grace = Duration::from_secs(shutdown_timeout_seconds);
-        if tokio::time::timeout(grace, controller).await.is_err() {
+        if tokio::time::timeout(grace, &mut controller).await.is_err() {
             tracing::warn!(
                 seconds = shutdown_timeout_seconds,
                 "in-flight work did not finish in time; exiting anyway"
             );
+            controller.abort();
+            let _ = controller.await;
+        }
+        // The Lease is released only once the work is over, so a successor never overlaps it.
+        let _ = elector_stop_tx.send(());
+        if let Some(election) = election {
+            let _ = tokio::time::timeout(Duration::from_secs(5), election).await;
         }
         probes.abort();
         Ok(())
+    }
+}
+
+/// What `/readyz` reports.
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    /// The process is up and not shutting down.
+    pub started: Arc<AtomicBool>,
+    /// This replica holds the Lease (always, without leader election).
+    pub leading: Arc<AtomicBool>,
+    /// The leader's watch of ImageImports has listed them all.
+    pub watching: Arc<AtomicBool>,
+}
+
+impl Health {
+    /// Ready, and why: a standby replica is ready (it must be, for rolling updates to proceed);
+    /// a leader only once its watch has listed every ImageImport.
+    pub fn readiness(&self) -> (bool, &'static str) {
+        if !self.started.load(Ordering::SeqCst) {
+            return (false, "not started or shutting down");
+        }
+        if !self.leading.load(Ordering::SeqCst) {
+            return (true, "ready: standby (another replica holds the Lease)");
+        }
+        if self.watching.load(Ordering::SeqCst) {
+            (true, "ready: leader, watching ImageImports")
+        } else {
+            (false, "leader, waiting for the first list of ImageImports")
+        }
     }
 }
 
@@ -215,7 +360,7 @@ async fn wait_for_signal() {
     }
 }
 
-async fn serve_probes(listener: tokio::net::TcpListener, ready: Arc<AtomicBool>) {
+async fn serve_probes(listener: tokio::net::TcpListener, health: Health, metrics: Metrics) {
     use axum::http::StatusCode;
     use axum::routing::get;
     let app = axum::Router::new()
@@ -223,16 +368,16 @@ async fn serve_probes(listener: tokio::net::TcpListener, ready: Arc<AtomicBool>)
         .route(
             "/readyz",
             get(move || {
-                let ready = Arc::clone(&ready);
+                let health = health.clone();
                 async move {
-                    if ready.load(Ordering::SeqCst) {
-                        (StatusCode::OK, "ready")
-                    } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+                    match health.readiness() {
+                        (true, why) => (StatusCode::OK, why),
+                        (false, why) => (StatusCode::SERVICE_UNAVAILABLE, why),
                     }
                 }
             }),
-        );
+        )
+        .merge(metrics.router());
     if let Err(error) = axum::serve(listener, app).await {
         tracing::error!("probe server stopped: {error}");
     }

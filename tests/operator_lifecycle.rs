@@ -221,3 +221,14 @@ async fn deleting_an_available_image_follows_the_deletion_policy() {
     assert_eq!(all.images.len(), 1, "{:?}", all.images);
     rig.kill_controller().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_says_when_its_watch_has_listed_everything() {
+    let mut rig = Rig::start(600.0).await;
+    let settings = rig.settings();
+    let watching = std::sync::Arc::clone(&settings.watching);
+    assert!(!watching.load(std::sync::atomic::Ordering::SeqCst));
+    rig.start_controller_with(settings).await;
+    rig.wait_for_flag(&watching, "the first list").await;
+    rig.kill_controller().await;
+}

@@ -3,6 +3,7 @@
 //! decides, carries out the ECS action, and writes status with server-side apply when it changed.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PartialObjectMeta, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::finalizer::{Error as FinalizerError, Event as Finalizer, finalizer};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
@@ -34,6 +35,7 @@ use crate::ecs::api::{
     TagResourcesRequest, UntagResourcesRequest,
 };
 use crate::ecs::{CredentialProvider, Credentials, CredentialsError, EcsError, ErrorClass};
+use crate::metrics::Metrics;
 
 /// The field manager of every write.
 pub const FIELD_MANAGER: &str = "ecs-image-operator";
@@ -66,7 +68,14 @@ impl Error {
     pub fn metric_label(&self) -> &'static str {
         match self {
             Self::Kube(_) => "kube",
-            Self::Finalizer(_) => "finalizer",
+            // The finalizer helper wraps our own errors: label them by what really failed.
+            Self::Finalizer(inner) => match inner.as_ref() {
+                FinalizerError::ApplyFailed(error) | FinalizerError::CleanupFailed(error) => {
+                    error.metric_label()
+                }
+                FinalizerError::AddFinalizer(_) | FinalizerError::RemoveFinalizer(_) => "kube",
+                _ => "finalizer",
+            },
             Self::DeletionPending(_) => "deletion_pending",
             Self::Incomplete(_) => "incomplete_object",
         }
@@ -86,6 +95,7 @@ pub struct Context<P: EcsPort> {
     failures: Mutex<HashMap<ObjectRef<ImageImport>, u32>>,
     recorder: Recorder,
     timing: Timing,
+    metrics: Metrics,
 }
 
 /// Settings of a controller run.
@@ -101,6 +111,10 @@ pub struct Settings {
     pub default_credentials: Option<Arc<CredentialProvider>>,
     /// Name recorded on Events.
     pub reporter: String,
+    /// Where reconciles, phases and progress are counted.
+    pub metrics: Metrics,
+    /// Set once the watch of ImageImports has listed them all, cleared while it fails (`/readyz`).
+    pub watching: Arc<AtomicBool>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -133,6 +147,7 @@ pub async fn run<P: EcsPort>(
         failures: Mutex::new(HashMap::new()),
         recorder: Recorder::new(client.clone(), reporter),
         timing: settings.timing,
+        metrics: settings.metrics.clone(),
     });
     let (imports, secrets): (Api<ImageImport>, Api<PartialObjectMeta<Secret>>) =
         match &settings.namespace {
@@ -144,12 +159,20 @@ pub async fn run<P: EcsPort>(
         };
     let (reader, writer) = reflector::store();
     // Only changes that can alter a decision wake a resource: our own status writes do not.
+    // `/readyz` follows the watch: ready once the first list is in, not ready while it fails.
+    let watching = Arc::clone(&settings.watching);
     let trigger = watcher(imports, watcher::Config::default().any_semantic())
         .default_backoff()
         .reflect(writer)
+        .inspect(move |event| match event {
+            Ok(watcher::Event::InitDone) => watching.store(true, Ordering::SeqCst),
+            Err(_) => watching.store(false, Ordering::SeqCst),
+            Ok(_) => {}
+        })
         .applied_objects()
         .predicate_filter(wake_predicate, PredicateConfig::default());
     let store = reader.clone();
+
     let secret_trigger = watcher(secrets, watcher::Config::default())
         .default_backoff()
         .touched_objects();
@@ -169,6 +192,7 @@ pub async fn run<P: EcsPort>(
         })
         .await;
     poll_task.abort();
+    settings.watching.store(false, Ordering::SeqCst);
 }
 
 /// Hash of what may change a decision: generation, the pause annotation, deletion and finalizers.
@@ -218,14 +242,18 @@ pub async fn reconcile<P: EcsPort>(
 ) -> Result<Action, Error> {
     let namespace = object.namespace().ok_or(Error::Incomplete("namespace"))?;
     let api: Api<ImageImport> = Api::namespaced(context.client.clone(), &namespace);
-    finalizer(&api, FINALIZER, object, |event| async {
+    let result = finalizer(&api, FINALIZER, object, |event| async {
         match event {
             Finalizer::Apply(object) => apply(&object, &context).await,
             Finalizer::Cleanup(object) => cleanup(&object, &context).await,
         }
     })
     .await
-    .map_err(|error| Error::Finalizer(Box::new(error)))
+    .map_err(|error| Error::Finalizer(Box::new(error)));
+    context
+        .metrics
+        .record_reconcile(result.as_ref().map(|_| ()).map_err(Error::metric_label));
+    result
 }
 
 /// Requeues after failed reconciles: a pending deletion after its own delay, the rest with backoff.
@@ -255,6 +283,16 @@ impl<P: EcsPort> Context<P> {
 
     fn reset_failures(&self, key: &ObjectRef<ImageImport>) {
         lock(&self.failures).remove(key);
+    }
+
+    /// Drops what is kept about a resource whose finalizer goes.
+    fn forget(&self, object: &ImageImport) {
+        if let (Some(namespace), Some(name)) = (
+            object.metadata.namespace.as_deref(),
+            object.metadata.name.as_deref(),
+        ) {
+            self.metrics.forget(namespace, name);
+        }
     }
 
     /// The resource's credentials: its Secret (re-read every time, cached by resourceVersion), or the
@@ -331,6 +369,20 @@ impl<P: EcsPort> Context<P> {
         object: &ImageImport,
         status: &ImageImportStatus,
     ) -> Result<(), Error> {
+        // Counted even when nothing changes, so a restarted operator knows every phase again.
+        if let (Some(namespace), Some(name)) = (
+            object.metadata.namespace.as_deref(),
+            object.metadata.name.as_deref(),
+        ) {
+            self.metrics
+                .set_phase(namespace, name, status.phase.map(Phase::as_str));
+            match (status.phase, status.progress) {
+                (Some(Phase::Importing), Some(percent)) => {
+                    self.metrics.set_progress(namespace, name, percent);
+                }
+                _ => self.metrics.clear_progress(namespace, name),
+            }
+        }
         if object.status.as_ref() == Some(status) {
             return Ok(());
         }
@@ -352,6 +404,14 @@ impl<P: EcsPort> Context<P> {
             &Patch::Apply(&patch),
         )
         .await?;
+        let was = object.status.as_ref().and_then(|s| s.phase);
+        if was != Some(Phase::Available)
+            && status.phase == Some(Phase::Available)
+            && let (Some(start), Some(done)) = (&status.start_time, &status.completion_time)
+            && let Ok(took) = Duration::try_from(done.0.duration_since(start.0))
+        {
+            self.metrics.observe_import_duration(took);
+        }
         Ok(())
     }
 
@@ -873,6 +933,7 @@ async fn cleanup<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Resu
             let resource = decision_resource(object, &status, None);
             let decision = decision::cleanup(&resource, &Observed::default(), &context.timing, now);
             context.publish(object, &decision).await;
+            context.forget(object);
             return Ok(Action::await_change());
         }
         Some(Ok(found)) => found,
@@ -918,6 +979,7 @@ async fn cleanup<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Resu
         Ok(_) => match decision.finalize {
             Finalize::Now | Finalize::AfterAction => {
                 context.reset_failures(&key);
+                context.forget(object);
                 Ok(Action::await_change())
             }
             Finalize::No => Err(pending(&decision)),

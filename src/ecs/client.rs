@@ -12,7 +12,7 @@ use super::api::{
     API_VERSION, Action, CancelTaskRequest, DeleteImageRequest, ImportImageRequest,
     ImportImageResponse,
 };
-use super::credentials::CredentialProvider;
+use super::credentials::{CredentialProvider, Credentials};
 use super::endpoint::EcsEndpoint;
 use super::error::{ApiError, DRY_RUN_SUCCESS_CODES, EcsError, ErrorClass};
 use super::params::Params;
@@ -36,6 +36,8 @@ pub struct ClientConfig {
     pub rate_limit: Option<NonZeroU32>,
     /// The `User-Agent` header.
     pub user_agent: String,
+    /// Told about every attempt (metrics); none by default.
+    pub observer: super::observe::Observer,
 }
 
 /// Default requests per second per account: well under what ECS throttles at for describe calls,
@@ -52,6 +54,7 @@ impl Default for ClientConfig {
             backoff: Backoff::default(),
             rate_limit: NonZeroU32::new(DEFAULT_RATE_LIMIT),
             user_agent: format!("ecs-image-operator/{}", env!("CARGO_PKG_VERSION")),
+            observer: super::observe::Observer::none(),
         }
     }
 }
@@ -270,6 +273,24 @@ impl EcsClient {
             .limits
             .acquire(url, credentials.access_key_id())
             .await;
+        // Timed after the rate limiter: the histogram shows ECS's latency, not our own budget.
+        let started = std::time::Instant::now();
+        let result = self.send(action, url, params, &credentials).await;
+        self.inner
+            .config
+            .observer
+            .observe(action, &result, started.elapsed());
+        result
+    }
+
+    /// Signs and sends one attempt, and reads its answer.
+    async fn send(
+        &self,
+        action: &'static str,
+        url: &str,
+        params: &Params,
+        credentials: &Credentials,
+    ) -> Result<String, EcsError> {
         // Nonce and timestamp are fresh per attempt, so a retry is never mistaken for a replay.
         let mut signed = params.clone();
         signed.set("Action", action);

@@ -123,6 +123,8 @@ impl Rig {
             concurrency: 16,
             default_credentials: Some(Arc::new(emulator_support::creds())),
             reporter: "ecs-image-operator".into(),
+            metrics: ecs_image_operator::metrics::Metrics::new(),
+            watching: Arc::default(),
         }
     }
 
@@ -223,6 +225,18 @@ impl Rig {
             phase(o) == Some(Phase::Available) && condition(o, "Ready").is_some_and(|c| c.0)
         })
         .await
+    }
+
+    /// Waits until a flag is set.
+    pub async fn wait_for_flag(&self, flag: &std::sync::atomic::AtomicBool, what: &str) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "waited {PATIENCE:?} for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 
     /// Waits until the resource is gone from the API.

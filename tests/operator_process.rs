@@ -1,0 +1,325 @@
+//! The operator as a process: killed with SIGKILL between ECS accepting `ImportImage` and the
+//! status write that records the IDs, then started again (still exactly one image); two replicas
+//! with leader election (only the leader calls ECS; the other takes over when it dies); SIGTERM
+//! (a clean exit that releases the Lease); `/metrics` and `/readyz`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails loudly by design
+
+mod emulator_support;
+mod operator_support;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use ecs_image_operator::api::image_import::Phase;
+use ecs_image_operator::emulator::faults::{FaultSettings, FaultSpec};
+use kube::ResourceExt;
+use kube_double::{FaultAction, FaultRule};
+use operator_support::*;
+
+/// The operator process; killed when dropped, so a failing test leaves no process behind.
+struct Operator(Child);
+
+impl Operator {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Starts `ecs-image-operator run` against the double and the emulator.
+fn spawn_operator(rig: &Rig, kubeconfig: &Path) -> Operator {
+    spawn_operator_with(rig, kubeconfig, "127.0.0.1:0", &[])
+}
+
+/// A free loopback port for a probe address.
+fn free_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+/// Starts `ecs-image-operator run` with a probe address and extra flags.
+fn spawn_operator_with(rig: &Rig, kubeconfig: &Path, probes: &str, extra: &[&str]) -> Operator {
+    let child = Command::new(env!("CARGO_BIN_EXE_ecs-image-operator"))
+        .args(["run", "--kubeconfig"])
+        .arg(kubeconfig)
+        .args([
+            "--ecs-endpoint",
+            &rig.emulator.url(),
+            "--probe-address",
+            probes,
+            "--poll-interval-seconds",
+            "1",
+        ])
+        .args(extra)
+        .env_remove("KUBECONFIG")
+        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", emulator_support::AK_ID)
+        .env(
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+            emulator_support::AK_SECRET,
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Operator(child)
+}
+
+fn real_imports(rig: &Rig) -> usize {
+    rig.emulator
+        .stats()
+        .import_calls
+        .iter()
+        .filter(|c| !c.dry_run && c.image_id.is_some())
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_between_import_and_status_write_never_makes_a_second_image() {
+    let rig = Rig::start(600.0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    rig.kube.write_kubeconfig(&kubeconfig).unwrap();
+    let created = rig.create_minimal("crashy").await;
+    let uid = created.uid().unwrap();
+
+    // ECS answers ImportImage slowly; once the operator has recorded `Pending` (it always does
+    // before importing), status writes of this resource hang: it gets ECS's answer but cannot
+    // record the IDs before it is killed.
+    rig.emulator.set_faults(FaultSettings {
+        actions: [(
+            "ImportImage".to_string(),
+            FaultSpec {
+                latency_ms: 1_500,
+                ..Default::default()
+            },
+        )]
+        .into(),
+        ..Default::default()
+    });
+    let mut first = spawn_operator(&rig, &kubeconfig);
+    rig.wait_for("crashy", "Pending recorded", |o| {
+        phase(o) == Some(Phase::Pending)
+    })
+    .await;
+    let status_path =
+        format!("/apis/ecs.image-import.dev/v1alpha1/namespaces/{NS}/imageimports/crashy/status");
+    rig.kube
+        .faults()
+        .add(FaultRule::new(&status_path, FaultAction::Delay { millis: 600_000 }).method("PATCH"));
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while real_imports(&rig) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "ECS never saw the import: {:?}",
+            rig.emulator.stats().actions
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.kill();
+    let after_kill = rig.imports().get("crashy").await.unwrap();
+    assert!(
+        after_kill
+            .status
+            .as_ref()
+            .and_then(|s| s.image_id.as_ref())
+            .is_none(),
+        "the kill came before the IDs were recorded: {:?}",
+        after_kill.status
+    );
+    assert_eq!(rig.images_of(&uid).await.len(), 1);
+
+    // Restarted with a healthy API: it finds the image by its UID tag instead of importing again.
+    rig.kube.faults().clear();
+    rig.emulator.set_faults(FaultSettings::default());
+    let mut second = spawn_operator(&rig, &kubeconfig);
+    let available = rig
+        .wait_for("crashy", "Available after the restart", |o| {
+            phase(o) == Some(Phase::Available)
+        })
+        .await;
+    second.kill();
+
+    let images = rig.images_of(&uid).await;
+    assert_eq!(images.len(), 1, "exactly one image: {images:?}");
+    assert_eq!(
+        available.status.unwrap().image_id.as_deref(),
+        Some(images[0].image_id.as_str())
+    );
+    let stats = rig.emulator.stats();
+    let tokens: std::collections::BTreeSet<_> = stats
+        .import_calls
+        .iter()
+        .filter(|c| !c.dry_run)
+        .map(|c| c.client_token.clone())
+        .collect();
+    assert_eq!(
+        tokens.len(),
+        1,
+        "every attempt carried the same ClientToken"
+    );
+}
+
+/// GET on a probe address: (status, body).
+async fn get(address: &str, path: &str) -> Option<(u16, String)> {
+    let response = reqwest::get(format!("http://{address}{path}")).await.ok()?;
+    let status = response.status().as_u16();
+    Some((status, response.text().await.ok()?))
+}
+
+/// The sum of a counter family's samples in an OpenMetrics text.
+fn total(metrics: &str, family: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|line| line.starts_with(family) && !line.starts_with('#'))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+async fn wait_until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "waited {PATIENCE:?} for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_replicas_only_the_leader_calls_ecs_and_the_other_takes_over() {
+    let rig = Rig::start(600.0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    rig.kube.write_kubeconfig(&kubeconfig).unwrap();
+    let election = |identity: &'static str| -> Vec<&'static str> {
+        vec![
+            "--leader-election",
+            "--leader-election-namespace",
+            "default",
+            "--leader-election-identity",
+            identity,
+            "--leader-election-lease-seconds",
+            "3",
+        ]
+    };
+    let (address_a, address_b) = (free_address(), free_address());
+    let mut a = spawn_operator_with(&rig, &kubeconfig, &address_a, &election("replica-a"));
+    wait_until("replica a to lead", || async {
+        get(&address_a, "/metrics")
+            .await
+            .is_some_and(|(_, body)| total(&body, "ecs_image_operator_leader") == 1.0)
+    })
+    .await;
+    let mut b = spawn_operator_with(&rig, &kubeconfig, &address_b, &election("replica-b"));
+    wait_until("replica b to answer as a ready standby", || async {
+        get(&address_b, "/readyz")
+            .await
+            .is_some_and(|(status, body)| status == 200 && body.contains("standby"))
+    })
+    .await;
+
+    for i in 0..3 {
+        rig.create_minimal(&format!("led-{i}")).await;
+    }
+    for i in 0..3 {
+        rig.wait_available(&format!("led-{i}")).await;
+    }
+    let (_, metrics_a) = get(&address_a, "/metrics").await.unwrap();
+    let (_, metrics_b) = get(&address_b, "/metrics").await.unwrap();
+    assert!(
+        total(&metrics_a, "ecs_image_operator_ecs_calls_total") >= 6.0,
+        "{metrics_a}"
+    );
+    assert_eq!(
+        total(&metrics_b, "ecs_image_operator_ecs_calls_total"),
+        0.0,
+        "{metrics_b}"
+    );
+    assert_eq!(total(&metrics_b, "ecs_image_operator_leader"), 0.0);
+    assert!(
+        metrics_a.contains("ecs_image_operator_imports{phase=\"Available\"} 3"),
+        "{metrics_a}"
+    );
+
+    // The leader dies without releasing the Lease: b takes over once it expires.
+    a.kill();
+    rig.create_minimal("after-failover").await;
+    rig.wait_available("after-failover").await;
+    let (_, metrics_b) = get(&address_b, "/metrics").await.unwrap();
+    assert_eq!(total(&metrics_b, "ecs_image_operator_leader"), 1.0);
+    assert!(
+        total(&metrics_b, "ecs_image_operator_ecs_calls_total") >= 2.0,
+        "{metrics_b}"
+    );
+    let images = rig
+        .images_of(
+            &rig.imports()
+                .get("after-failover")
+                .await
+                .unwrap()
+                .uid()
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(images.len(), 1);
+    b.kill();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_the_operator_cleanly_and_releases_the_lease() {
+    let rig = Rig::start(600.0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    rig.kube.write_kubeconfig(&kubeconfig).unwrap();
+    let address = free_address();
+    let mut operator = spawn_operator_with(
+        &rig,
+        &kubeconfig,
+        &address,
+        &["--leader-election", "--leader-election-identity", "only"],
+    );
+    wait_until("the operator to be ready as leader", || async {
+        get(&address, "/readyz")
+            .await
+            .is_some_and(|(status, body)| status == 200 && body.contains("leader"))
+    })
+    .await;
+    rig.create_minimal("before-term").await;
+    rig.wait_available("before-term").await;
+
+    let pid = operator.0.id().to_string();
+    let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(sent.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = operator.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no exit 30 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exit status {status:?}");
+    let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+        kube::Api::namespaced(rig.client.clone(), "default");
+    let lease = leases.get("ecs-image-operator").await.unwrap();
+    let holder = lease.spec.and_then(|spec| spec.holder_identity);
+    assert!(
+        holder.as_deref().is_none_or(str::is_empty),
+        "the Lease was released: {holder:?}"
+    );
+}
