@@ -14,7 +14,7 @@ use super::api::{
 };
 use super::credentials::{CredentialProvider, Credentials};
 use super::endpoint::EcsEndpoint;
-use super::error::{ApiError, DRY_RUN_SUCCESS_CODES, EcsError, ErrorClass};
+use super::error::{ApiError, DRY_RUN_SUCCESS_CODES, EcsError, ErrorClass, parse_retry_after};
 use super::params::Params;
 use super::retry::Backoff;
 use super::sign;
@@ -329,9 +329,7 @@ impl EcsClient {
             .headers()
             .get("x-acs-retry-after")
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.trim().parse::<f64>().ok())
-            .filter(|seconds| seconds.is_finite() && *seconds >= 0.0)
-            .map(Duration::from_secs_f64);
+            .and_then(parse_retry_after);
         let body = response
             .text()
             .await

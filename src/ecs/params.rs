@@ -216,9 +216,12 @@ pub fn form_decode(input: &str) -> Result<String, DecodeError> {
                 i += 1;
             }
             b'%' => {
-                let hex = bytes.get(i + 1..i + 3).ok_or(DecodeError::BadEscape)?;
-                let hex = std::str::from_utf8(hex).map_err(|_| DecodeError::BadEscape)?;
-                out.push(u8::from_str_radix(hex, 16).map_err(|_| DecodeError::BadEscape)?);
+                // Two hex digits exactly: `u8::from_str_radix` would also take a sign (`%+A`).
+                let (high, low) = match bytes.get(i + 1..i + 3) {
+                    Some(&[high, low]) => (hex_digit(high)?, hex_digit(low)?),
+                    _ => return Err(DecodeError::BadEscape),
+                };
+                out.push(high << 4 | low);
                 i += 3;
             }
             other => {
@@ -228,6 +231,13 @@ pub fn form_decode(input: &str) -> Result<String, DecodeError> {
         }
     }
     String::from_utf8(out).map_err(|_| DecodeError::NotUtf8)
+}
+
+fn hex_digit(byte: u8) -> Result<u8, DecodeError> {
+    char::from(byte)
+        .to_digit(16)
+        .and_then(|digit| u8::try_from(digit).ok())
+        .ok_or(DecodeError::BadEscape)
 }
 
 #[cfg(test)]
@@ -250,6 +260,7 @@ mod tests {
         assert_eq!(form_decode("%E3%83%86").as_deref(), Ok("テ"));
         assert_eq!(form_decode("%G1"), Err(DecodeError::BadEscape));
         assert_eq!(form_decode("%4"), Err(DecodeError::BadEscape));
+        assert_eq!(form_decode("%+A"), Err(DecodeError::BadEscape));
         assert_eq!(form_decode("%FF"), Err(DecodeError::NotUtf8));
     }
 

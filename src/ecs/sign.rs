@@ -102,8 +102,14 @@ pub fn v3_signature(access_key_secret: &str, string_to_sign: &str) -> String {
     )
 }
 
-/// Checks a V3 signature (hex) in constant time.
+/// Checks a V3 signature (lowercase hex, as computed) in constant time.
+///
+/// Uppercase digits are refused: `hex::decode` would take them, so one signature would have many
+/// spellings that all verify.
 pub fn v3_verify(access_key_secret: &str, string_to_sign: &str, signature_hex: &str) -> bool {
+    if signature_hex.bytes().any(|b| b.is_ascii_uppercase()) {
+        return false;
+    }
     let Ok(given) = hex::decode(signature_hex) else {
         return false;
     };

@@ -827,7 +827,9 @@ fn describe_tasks(
     let tasks = matched
         .into_iter()
         .rev()
-        .skip((page_number - 1) * page_size)
+        // Saturating: page × size overflows for page numbers near `usize::MAX`, and a
+        // page past the end is simply empty.
+        .skip((page_number - 1).saturating_mul(page_size))
         .take(page_size)
         .map(|task| task_summary(task, now))
         .collect();
@@ -1161,7 +1163,9 @@ fn describe_images(
     let images = matched
         .into_iter()
         .rev()
-        .skip((page_number - 1) * page_size)
+        // Saturating: page × size overflows for page numbers near `usize::MAX`, and a
+        // page past the end is simply empty.
+        .skip((page_number - 1).saturating_mul(page_size))
         .take(page_size)
         .map(|image| image_node(world, image, now))
         .collect();

@@ -374,6 +374,23 @@ impl Verifier {
         let timestamp = parse_timestamp(header("x-acs-date"), "x-acs-date")?;
         let hashed_payload =
             header("x-acs-content-sha256").ok_or_else(|| incomplete("no x-acs-content-sha256"))?;
+        // Every x-acs-* header must be signed, as every SDK does: the signature would otherwise
+        // not cover the action (a captured DescribeImages could be sent as DeleteImage), the
+        // nonce (replayable under a fresh one) or the date (the skew check would be moot).
+        if let Some(unsigned) = request
+            .headers
+            .keys()
+            .map(|name| name.as_str())
+            .filter(|name| name.starts_with("x-acs-"))
+            .find(|name| {
+                !authorization
+                    .signed_headers
+                    .iter()
+                    .any(|signed| signed.eq_ignore_ascii_case(name))
+            })
+        {
+            return Err(incomplete(&format!("header {unsigned} is not signed")));
+        }
         let mut signed_headers = Vec::with_capacity(authorization.signed_headers.len());
         for name in &authorization.signed_headers {
             let values: Vec<&str> = request

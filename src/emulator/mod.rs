@@ -7,9 +7,10 @@
 //!   (`Format=JSON`, and every V3 request) or XML (`Format=XML`, the V1 default).
 //! - Authentication: signature V1 (HMAC-SHA1, canonicalized from the decoded parameters, so
 //!   `+`-for-space on the wire and the Python SDK's empty `SignatureType=` verify) and V3
-//!   (`ACS3-HMAC-SHA256` with the `SignedHeaders` the client chose); unknown keys, incomplete
-//!   signatures, ±15-minute clock skew, nonce replay, and STS security tokens (missing, malformed,
-//!   belonging to another key, expired).
+//!   (`ACS3-HMAC-SHA256` with the `SignedHeaders` the client chose, which must cover every
+//!   `x-acs-*` header sent, as every SDK's do); unknown keys, incomplete signatures, ±15-minute
+//!   clock skew, nonce replay, and STS security tokens (missing, malformed, belonging to another
+//!   key, expired).
 //! - `ImportImage`, `DescribeTasks`, `DescribeTaskAttribute`, `CancelTask`, `DescribeImages`,
 //!   `DeleteImage`, `ModifyImageAttribute`, `TagResources`, `UntagResources`, `DescribeRegions`,
 //!   with the parameter checks and error codes of the ECS docs and the original `ImportImage` page;

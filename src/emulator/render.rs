@@ -158,6 +158,11 @@ fn xml_text(out: &mut String, text: &str) {
             '&' => out.push_str("&amp;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
+            // Line ends a parser would normalize to `\n` (XML 1.0 `\r`, XML 1.1 NEL and LS)
+            // are written as references, so they read back as sent.
+            '\r' | '\u{85}' | '\u{2028}' => {
+                let _ = write!(out, "&#{};", u32::from(ch));
+            }
             c => out.push(c),
         }
     }

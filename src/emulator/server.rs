@@ -388,7 +388,9 @@ fn handle(
 }
 
 /// Query parameters alone, and query plus form body (the union V1 signs).
-fn parse_request(
+///
+/// Public so the property tests can feed it arbitrary requests without a socket.
+pub fn parse_request(
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
