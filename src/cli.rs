@@ -58,6 +58,9 @@ pub enum LogFormat {
 pub enum Command {
     /// Run the controller: watch ImageImport resources and import their images into ECS.
     Run(crate::run::RunArgs),
+    /// Import once, outside Kubernetes, the image an `ImageImport` manifest describes, with a
+    /// progress bar (`--emulator` for a dry run against an in-process ECS).
+    Import(crate::import::ImportArgs),
     /// Print the `ImageImport` CustomResourceDefinition as YAML (`… crd | kubectl apply -f -`).
     Crd,
     /// Call ECS directly with the operator's client, to check credentials, endpoints, tasks and images.

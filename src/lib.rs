@@ -3,7 +3,7 @@
 //! Layers (see the design contract): [`api`] is the `ImageImport` resource; [`ecs`] is the ECS side
 //! (wire codec, signing, credentials, typed API, client), which knows nothing of Kubernetes;
 //! [`controller`] decides and reconciles; [`emulator`] is an offline ECS endpoint for tests and demos,
-//! sharing only the wire codec and signing with [`ecs`]; [`cli`] and [`run`] are the binary's commands;
+//! sharing only the wire codec and signing with [`ecs`]; [`cli`], [`run`] and [`import`] are the binary's commands;
 //! [`metrics`] is what `run` exports to Prometheus.
 
 pub mod api;
@@ -11,5 +11,6 @@ pub mod cli;
 pub mod controller;
 pub mod ecs;
 pub mod emulator;
+pub mod import;
 pub mod metrics;
 pub mod run;

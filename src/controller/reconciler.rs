@@ -435,7 +435,8 @@ impl<P: EcsPort> Context<P> {
     }
 }
 
-fn failure_from(error: &EcsError) -> Failure {
+/// The decision's view of a failed ECS call, with the operator's hint appended.
+pub(crate) fn failure_from(error: &EcsError) -> Failure {
     let api = error.api();
     let mut message = api.map_or_else(|| error.to_string(), |api| api.message.clone());
     if let Some(hint) = api.and_then(|api| api.hint()) {
@@ -449,7 +450,8 @@ fn failure_from(error: &EcsError) -> Failure {
     }
 }
 
-fn decision_resource<'a>(
+/// The decision's view of a resource.
+pub(crate) fn decision_resource<'a>(
     object: &'a ImageImport,
     status: &'a ImageImportStatus,
     credentials_version: Option<&'a str>,
@@ -633,7 +635,7 @@ async fn observe<P: EcsPort>(
             None => return Ok(None),
         }
     } else {
-        describe_image(context, credentials, region, image_id).await?
+        describe_image(&*context.ecs, credentials, region, image_id).await?
     };
     let mut observed = Observed {
         image,
@@ -645,13 +647,14 @@ async fn observe<P: EcsPort>(
         .found()
         .is_some_and(|image| matches!(image.status.as_str(), "CreateFailed" | "UnAvailable"));
     if let (true, Some(task_id)) = (failed, &status.import_task_id) {
-        observed.task = describe_task(context, credentials, region, task_id).await?;
+        observed.task = describe_task(&*context.ecs, credentials, region, task_id).await?;
     }
     Ok(Some(observed))
 }
 
-async fn describe_image<P: EcsPort>(
-    context: &Context<P>,
+/// One image by ID, in any status.
+pub(crate) async fn describe_image<P: EcsPort>(
+    ecs: &P,
     credentials: &CredentialProvider,
     region: &str,
     image_id: &str,
@@ -662,7 +665,7 @@ async fn describe_image<P: EcsPort>(
         statuses: ALL_IMAGE_STATUSES.split(',').map(String::from).collect(),
         ..Default::default()
     };
-    let response = context.ecs.describe_images(credentials, &request).await?;
+    let response = ecs.describe_images(credentials, &request).await?;
     Ok(response
         .images
         .iter()
@@ -670,8 +673,9 @@ async fn describe_image<P: EcsPort>(
         .map_or(Lookup::Missing, |image| Lookup::Found(image_view(image))))
 }
 
-async fn describe_task<P: EcsPort>(
-    context: &Context<P>,
+/// One task with its progress and the error of a failed task.
+pub(crate) async fn describe_task<P: EcsPort>(
+    ecs: &P,
     credentials: &CredentialProvider,
     region: &str,
     task_id: &str,
@@ -680,11 +684,7 @@ async fn describe_task<P: EcsPort>(
         region_id: region.to_string(),
         task_id: task_id.to_string(),
     };
-    match context
-        .ecs
-        .describe_task_attribute(credentials, &request)
-        .await
-    {
+    match ecs.describe_task_attribute(credentials, &request).await {
         Ok(task) => Ok(Lookup::Found(TaskView {
             id: task.task_id.clone(),
             status: task.status(),
@@ -841,7 +841,7 @@ async fn execute<P: EcsPort>(
                 task_id: accepted.task_id,
             }))
         }
-        EcsAction::UpdateImage(update) => update_image(&region, update, credentials, context)
+        EcsAction::UpdateImage(update) => update_image(&region, update, credentials, &*context.ecs)
             .await
             .map(|()| None),
         EcsAction::CancelTask { task_id } => {
@@ -870,11 +870,12 @@ async fn execute<P: EcsPort>(
     }
 }
 
-async fn update_image<P: EcsPort>(
+/// Applies name, description and tag changes to an image.
+pub(crate) async fn update_image<P: EcsPort>(
     region: &str,
     update: &ImageUpdate,
     credentials: &CredentialProvider,
-    context: &Context<P>,
+    ecs: &P,
 ) -> Result<(), EcsError> {
     if update.modifies_attributes() {
         let request = ModifyImageAttributeRequest {
@@ -883,10 +884,7 @@ async fn update_image<P: EcsPort>(
             image_name: update.name.clone(),
             description: update.description.clone(),
         };
-        context
-            .ecs
-            .modify_image_attribute(credentials, &request)
-            .await?;
+        ecs.modify_image_attribute(credentials, &request).await?;
     }
     if !update.set_tags.is_empty() {
         let request = TagResourcesRequest {
@@ -899,7 +897,7 @@ async fn update_image<P: EcsPort>(
                 .map(|(key, value)| Tag::new(key.clone(), value.clone()))
                 .collect(),
         };
-        context.ecs.tag_resources(credentials, &request).await?;
+        ecs.tag_resources(credentials, &request).await?;
     }
     if !update.remove_tags.is_empty() {
         let request = UntagResourcesRequest {
@@ -909,7 +907,7 @@ async fn update_image<P: EcsPort>(
             tag_keys: update.remove_tags.clone(),
             all: false,
         };
-        context.ecs.untag_resources(credentials, &request).await?;
+        ecs.untag_resources(credentials, &request).await?;
     }
     Ok(())
 }
@@ -1019,7 +1017,7 @@ async fn observe_for_cleanup<P: EcsPort>(
     let Some(image_id) = &status.image_id else {
         return find_by_uid(object, credentials, context).await;
     };
-    let image = describe_image(context, credentials, region, image_id).await?;
+    let image = describe_image(&*context.ecs, credentials, region, image_id).await?;
     let task = match &status.import_task_id {
         Some(task_id) => {
             let request = DescribeTasksRequest {

@@ -1,0 +1,93 @@
+//! `ecs-image-operator import -f FILE --emulator`: the README's first command, as a user runs it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails loudly by design
+
+use std::process::{Command, Output};
+
+fn import(file: &std::path::Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ecs-image-operator"))
+        .args(["import", "--emulator", "--time-scale", "120", "-f"])
+        .arg(file)
+        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
+        .output()
+        .unwrap()
+}
+
+fn status(output: &Output) -> serde_json::Value {
+    let text = String::from_utf8(output.stdout.clone()).unwrap();
+    let value: serde_json::Value = serde_saphyr::from_str(&text)
+        .unwrap_or_else(|error| panic!("stdout is not YAML ({error}): {text}"));
+    value["status"].clone()
+}
+
+#[test]
+fn the_minimal_example_imports_into_the_emulator_with_a_progress_bar() {
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples/minimal.yaml");
+    let output = import(&example);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let status = status(&output);
+    assert_eq!(status["phase"], "Available", "{status}");
+    assert_eq!(status["progress"], 100);
+    assert!(status["imageId"].as_str().unwrap().starts_with("m-"));
+    assert!(status["importTaskId"].as_str().unwrap().starts_with("t-"));
+    let ready = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap();
+    assert_eq!(ready["status"], "True");
+    // Progress between 0 and 100 was drawn on the way.
+    let shown: Vec<u32> = stderr
+        .lines()
+        .filter_map(|line| {
+            line.split(']')
+                .nth(1)?
+                .trim()
+                .split('%')
+                .next()?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert!(shown.iter().any(|p| (1..100).contains(p)), "{stderr}");
+}
+
+#[test]
+fn a_spec_ecs_refuses_ends_stalled_with_the_code_and_a_failing_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("unsupported.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: ecs.image-import.dev/v1alpha1\nkind: ImageImport\nmetadata:\n  name: x\nspec:\n  regionId: me-east-1\n  diskDeviceMappings:\n    - ossBucket: b\n      ossObject: o.raw\n",
+    )
+    .unwrap();
+    let output = import(&file);
+    assert!(!output.status.success());
+    let status = status(&output);
+    assert_eq!(status["phase"], "Failed", "{status}");
+    assert_eq!(status["lastError"]["code"], "InvalidRegion.NotSupport");
+    let stalled = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Stalled")
+        .unwrap();
+    assert_eq!(stalled["reason"], "InvalidRegion.NotSupport");
+}
+
+#[test]
+fn a_file_that_is_no_image_import_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pod.yaml");
+    std::fs::write(&file, "apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\n").unwrap();
+    let output = import(&file);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("is not an ImageImport manifest"),
+        "{stderr}"
+    );
+}
