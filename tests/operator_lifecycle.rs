@@ -9,9 +9,7 @@ use std::collections::BTreeSet;
 
 use ecs_image_operator::api::image_import::{FINALIZER, Phase};
 use ecs_image_operator::ecs::api::{ALL_IMAGE_STATUSES, DescribeImagesRequest};
-use k8s_openapi::api::events::v1::Event;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams};
 use operator_support::*;
 use serde_json::json;
 
@@ -83,18 +81,13 @@ async fn an_import_reaches_available_showing_progress_on_the_way() {
     assert_eq!(imports, 1, "one real ImportImage: {:?}", stats.import_calls);
 
     // An Event for each phase change, on the resource.
-    let events: Api<Event> = Api::namespaced(rig.client.clone(), NS);
-    let reasons: BTreeSet<String> = events
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("ubuntu"))
-        .filter_map(|e| e.reason)
-        .collect();
-    for reason in ["Importing", "Available"] {
-        assert!(reasons.contains(reason), "no {reason} event in {reasons:?}");
+    for reason in ["Pending", "Importing", "Available"] {
+        rig.wait_for_events(&format!("a {reason} event"), |e| {
+            e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("ubuntu")
+                && e.reason.as_deref() == Some(reason)
+                && e.type_.as_deref() == Some("Normal")
+        })
+        .await;
     }
     rig.kill_controller().await;
 }
@@ -230,5 +223,46 @@ async fn the_controller_says_when_its_watch_has_listed_everything() {
     assert!(!watching.load(std::sync::atomic::Ordering::SeqCst));
     rig.start_controller_with(settings).await;
     rig.wait_for_flag(&watching, "the first list").await;
+    rig.kill_controller().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_deletion_is_a_condition_and_a_warning_event_then_finishes() {
+    use ecs_image_operator::emulator::faults::{FaultSettings, FaultSpec};
+    let mut rig = Rig::start(600.0).await;
+    rig.start_controller().await;
+    let created = rig.create_minimal("in-use").await;
+    rig.wait_available("in-use").await;
+    rig.emulator.set_faults(FaultSettings {
+        actions: [(
+            "DeleteImage".to_string(),
+            FaultSpec {
+                answer_code: Some("ImageUsingByInstance".into()),
+                ..Default::default()
+            },
+        )]
+        .into(),
+        ..Default::default()
+    });
+    rig.delete("in-use").await;
+    let blocked = rig
+        .wait_for("in-use", "a Stalled deletion naming the code", |o| {
+            phase(o) == Some(Phase::Deleting)
+                && condition(o, "Stalled").is_some_and(|c| c.0 && c.1 == "ImageUsingByInstance")
+        })
+        .await;
+    assert!(blocked.finalizers().iter().any(|f| f == FINALIZER));
+    let warnings = rig
+        .wait_for_events("a Warning event for the blocked deletion", |e| {
+            e.type_.as_deref() == Some("Warning")
+                && e.reason.as_deref() == Some("ImageUsingByInstance")
+        })
+        .await;
+    assert!(warnings[0].note.as_deref().is_some_and(|n| !n.is_empty()));
+
+    // The instance is released: the slow retry (2 s here) finishes the deletion.
+    rig.emulator.set_faults(FaultSettings::default());
+    rig.wait_gone("in-use").await;
+    assert!(rig.images_of(&created.uid().unwrap()).await.is_empty());
     rig.kill_controller().await;
 }

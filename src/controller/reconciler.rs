@@ -537,6 +537,7 @@ async fn apply<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Result
         // Recorded first, so that after a crash during the import the next run looks for the
         // image by its UID tag.
         context.write_status(object, &decision.status).await?;
+        context.publish(object, &decision).await;
     }
     let outcome = execute(object, &resource, &decision, &credentials, context).await;
     match outcome {

@@ -16,7 +16,8 @@ use ecs_image_operator::ecs::retry::Backoff;
 use ecs_image_operator::ecs::{ClientConfig, CredentialProvider, Credentials, EcsClient};
 use ecs_image_operator::emulator::{EmulatorConfig, EmulatorHandle};
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config, ResourceExt};
 use kube_double::{Server, ServerOptions};
@@ -231,6 +232,31 @@ impl Rig {
     pub async fn wait_for_flag(&self, flag: &std::sync::atomic::AtomicBool, what: &str) {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "waited {PATIENCE:?} for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Waits until the Events of the test namespace include what `wanted` accepts (Events follow
+    /// the status write they describe), and returns those.
+    pub async fn wait_for_events(&self, what: &str, wanted: impl Fn(&Event) -> bool) -> Vec<Event> {
+        let events: Api<Event> = Api::namespaced(self.client.clone(), NS);
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let found: Vec<Event> = events
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .filter(|event| wanted(event))
+                .collect();
+            if !found.is_empty() {
+                return found;
+            }
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "waited {PATIENCE:?} for {what}"
