@@ -76,16 +76,9 @@ pub struct EcsArgs {
     /// Region to act in, e.g. `cn-hangzhou`.
     #[arg(long, env = "ALIBABA_CLOUD_REGION_ID")]
     pub region: String,
-    /// Send ECS requests here instead of `https://ecs.<region>.aliyuncs.com` (an emulator, a proxy or a
-    /// VPC endpoint); plain http is allowed only to loopback hosts.
-    #[arg(long, env = "ECS_IMAGE_OPERATOR_ECS_ENDPOINT")]
-    pub ecs_endpoint: Option<String>,
-    /// STS endpoint for RRSA (OIDC) credentials instead of `https://sts.aliyuncs.com`.
-    #[arg(long, env = "ECS_IMAGE_OPERATOR_STS_ENDPOINT")]
-    pub sts_endpoint: Option<String>,
-    /// Metadata service for ECS instance RAM role credentials instead of `http://100.100.100.200`.
-    #[arg(long, env = "ECS_IMAGE_OPERATOR_METADATA_ENDPOINT")]
-    pub metadata_endpoint: Option<String>,
+    /// Where ECS, STS and the metadata service are.
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
     /// Most ECS requests per second per AccessKey and endpoint (0 for no limit).
     #[arg(long, env = "ECS_IMAGE_OPERATOR_RATE_LIMIT", default_value_t = crate::ecs::client::DEFAULT_RATE_LIMIT)]
     pub rate_limit: u32,
@@ -97,15 +90,45 @@ pub struct EcsArgs {
     pub max_attempts: u32,
 }
 
+/// Endpoint overrides shared by `run`, `import` and `ecs …`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct EndpointArgs {
+    /// Send ECS requests here instead of `https://ecs.<region>.aliyuncs.com` (an emulator, a proxy or a
+    /// VPC endpoint); plain http is allowed only to loopback hosts.
+    #[arg(long, env = "ECS_IMAGE_OPERATOR_ECS_ENDPOINT")]
+    pub ecs_endpoint: Option<String>,
+    /// STS endpoint for RRSA (OIDC) credentials instead of `https://sts.aliyuncs.com` (or the
+    /// regional one `ALIBABA_CLOUD_STS_REGION` names).
+    #[arg(long, env = "ECS_IMAGE_OPERATOR_STS_ENDPOINT")]
+    pub sts_endpoint: Option<String>,
+    /// Metadata service for ECS instance RAM role credentials instead of `http://100.100.100.200`.
+    #[arg(long, env = "ECS_IMAGE_OPERATOR_METADATA_ENDPOINT")]
+    pub metadata_endpoint: Option<String>,
+}
+
+impl EndpointArgs {
+    /// Where ECS requests go.
+    pub fn ecs(&self) -> Result<EcsEndpoint, EcsError> {
+        match &self.ecs_endpoint {
+            Some(url) => EcsEndpoint::override_url(url).map_err(EcsError::Endpoint),
+            None => Ok(EcsEndpoint::Regional),
+        }
+    }
+
+    /// Where credentials come from, for [`CredentialSource::from_environment`].
+    pub fn services(&self) -> ServiceEndpoints {
+        ServiceEndpoints {
+            sts: self.sts_endpoint.clone(),
+            metadata: self.metadata_endpoint.clone(),
+        }
+    }
+}
+
 impl EcsArgs {
     /// The client configuration these flags describe.
     pub fn client_config(&self) -> Result<ClientConfig, EcsError> {
-        let endpoint = match &self.ecs_endpoint {
-            Some(url) => EcsEndpoint::override_url(url).map_err(EcsError::Endpoint)?,
-            None => EcsEndpoint::Regional,
-        };
         Ok(ClientConfig {
-            endpoint,
+            endpoint: self.endpoints.ecs()?,
             request_timeout: Duration::from_secs(self.timeout_seconds.max(1)),
             max_attempts: self.max_attempts.max(1),
             backoff: Backoff::default(),
@@ -116,12 +139,10 @@ impl EcsArgs {
 
     /// The credentials of the environment: AccessKey variables, RRSA, or the instance RAM role.
     pub fn credentials(&self) -> Result<CredentialProvider, EcsError> {
-        let endpoints = ServiceEndpoints {
-            sts: self.sts_endpoint.clone(),
-            metadata: self.metadata_endpoint.clone(),
-        };
-        let source =
-            CredentialSource::from_environment(|name| std::env::var(name).ok(), &endpoints)?;
+        let source = CredentialSource::from_environment(
+            |name| std::env::var(name).ok(),
+            &self.endpoints.services(),
+        )?;
         Ok(CredentialProvider::new(source)?)
     }
 }

@@ -54,23 +54,10 @@ pub struct ImportArgs {
         default_value_t = 7200
     )]
     pub timeout_seconds: u64,
-    /// How to reach ECS and with which credentials (ignored with `--emulator`).
+    /// Where ECS, STS and the metadata service are (ignored with `--emulator`); credentials come
+    /// from the environment, as for `run`.
     #[command(flatten)]
-    pub ecs: ImportEcsArgs,
-}
-
-/// ECS endpoint options of `import`; credentials come from the environment, as for `run`.
-#[derive(Debug, Args)]
-pub struct ImportEcsArgs {
-    /// Send ECS requests here instead of `https://ecs.<region>.aliyuncs.com`.
-    #[arg(long, env = "ECS_IMAGE_OPERATOR_ECS_ENDPOINT")]
-    pub ecs_endpoint: Option<String>,
-    /// STS endpoint for RRSA (OIDC) credentials.
-    #[arg(long, env = "ECS_IMAGE_OPERATOR_STS_ENDPOINT")]
-    pub sts_endpoint: Option<String>,
-    /// Metadata service for ECS instance RAM role credentials.
-    #[arg(long, env = "ECS_IMAGE_OPERATOR_METADATA_ENDPOINT")]
-    pub metadata_endpoint: Option<String>,
+    pub endpoints: crate::cli::EndpointArgs,
 }
 
 /// Why a one-shot import could not run (what ECS says about the import is not an error here: it
@@ -131,9 +118,7 @@ impl ImportArgs {
         } else {
             let args = crate::cli::EcsArgs {
                 region: object.spec.region_id.clone(),
-                ecs_endpoint: self.ecs.ecs_endpoint.clone(),
-                sts_endpoint: self.ecs.sts_endpoint.clone(),
-                metadata_endpoint: self.ecs.metadata_endpoint.clone(),
+                endpoints: self.endpoints.clone(),
                 rate_limit: crate::ecs::client::DEFAULT_RATE_LIMIT,
                 timeout_seconds: 30,
                 max_attempts: 4,

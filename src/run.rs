@@ -13,8 +13,6 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use crate::controller::decision::Timing;
 use crate::controller::leader::{LeaderElector, LeaseConfig, StopGrace, while_leader};
 use crate::controller::reconciler::{self, Settings};
-use crate::ecs::credentials::ServiceEndpoints;
-use crate::ecs::endpoint::EcsEndpoint;
 use crate::ecs::observe::Observer;
 use crate::ecs::{ClientConfig, CredentialProvider, CredentialSource, EcsClient};
 use crate::metrics::Metrics;
@@ -28,16 +26,9 @@ pub struct RunArgs {
     /// Watch only this namespace (all namespaces when left out).
     #[arg(long, env = "ECS_IMAGE_OPERATOR_NAMESPACE")]
     pub namespace: Option<String>,
-    /// Send ECS requests here instead of `https://ecs.<region>.aliyuncs.com` (an emulator, a proxy or a
-    /// VPC endpoint); plain http only to loopback hosts.
-    #[arg(long, env = "ECS_IMAGE_OPERATOR_ECS_ENDPOINT")]
-    pub ecs_endpoint: Option<String>,
-    /// STS endpoint for RRSA (OIDC) credentials.
-    #[arg(long, env = "ECS_IMAGE_OPERATOR_STS_ENDPOINT")]
-    pub sts_endpoint: Option<String>,
-    /// Metadata service for ECS instance RAM role credentials.
-    #[arg(long, env = "ECS_IMAGE_OPERATOR_METADATA_ENDPOINT")]
-    pub metadata_endpoint: Option<String>,
+    /// Where ECS, STS and the metadata service are.
+    #[command(flatten)]
+    pub endpoints: crate::cli::EndpointArgs,
     /// Seconds between polls of running imports (one batched call covers 100 imports).
     #[arg(long, env = "ECS_IMAGE_OPERATOR_POLL_INTERVAL", default_value_t = 15)]
     pub poll_interval_seconds: u64,
@@ -64,10 +55,6 @@ pub struct RunArgs {
         default_value_t = 20
     )]
     pub shutdown_timeout_seconds: u64,
-    /// Region of the operator's own STS calls (RRSA): `https://sts.<region>.aliyuncs.com` unless
-    /// `--sts-endpoint` is given.
-    #[arg(long, env = "ALIBABA_CLOUD_REGION_ID")]
-    pub region: Option<String>,
     /// Reconcile only while holding a coordination.k8s.io Lease, so that of several replicas
     /// exactly one calls ECS.
     #[arg(long, env = "ECS_IMAGE_OPERATOR_LEADER_ELECTION")]
@@ -130,16 +117,13 @@ impl RunArgs {
         let Self {
             kubeconfig,
             namespace,
-            ecs_endpoint,
-            sts_endpoint,
-            metadata_endpoint,
+            endpoints,
             poll_interval_seconds,
             rate_limit,
             concurrency,
             external_retry_seconds,
             probe_address,
             shutdown_timeout_seconds,
-            region,
             leader_election,
             leader_election_namespace,
             leader_election_lease,
@@ -159,26 +143,17 @@ impl RunArgs {
                 .map_err(|error| RunError::Kubeconfig(error.to_string()))?,
         };
         let client = kube::Client::try_from(config)?;
-        let endpoint = match ecs_endpoint {
-            Some(url) => EcsEndpoint::override_url(&url).map_err(crate::ecs::EcsError::Endpoint)?,
-            None => EcsEndpoint::Regional,
-        };
         let metrics = Metrics::new();
         let ecs = Arc::new(EcsClient::new(ClientConfig {
-            endpoint,
+            endpoint: endpoints.ecs()?,
             rate_limit: NonZeroU32::new(rate_limit),
             observer: Observer::new(Arc::new(metrics.clone())),
             ..ClientConfig::default()
         })?);
-        let endpoints = ServiceEndpoints {
-            sts: sts_endpoint
-                .or_else(|| region.map(|region| format!("https://sts.{region}.aliyuncs.com"))),
-            metadata: metadata_endpoint,
-        };
         // Without operator-wide credentials, only resources with a credentials Secret can import.
         let default_credentials = match CredentialSource::from_environment(
             |name| std::env::var(name).ok(),
-            &endpoints,
+            &endpoints.services(),
         ) {
             Ok(source) => {
                 tracing::info!(source = source.kind(), "operator credentials configured");

@@ -521,7 +521,7 @@ fn rrsa_projects_a_token_for_sts_and_names_the_role() {
     );
     assert!(env(operator, "ALIBABA_CLOUD_OIDC_PROVIDER_ARN").unwrap()["value"].is_string());
     assert_eq!(
-        env(operator, "ALIBABA_CLOUD_REGION_ID").unwrap()["value"],
+        env(operator, "ALIBABA_CLOUD_STS_REGION").unwrap()["value"],
         "cn-hangzhou"
     );
     assert_eq!(
