@@ -172,7 +172,6 @@ pub async fn run<P: EcsPort>(
         .applied_objects()
         .predicate_filter(wake_predicate, PredicateConfig::default());
     let store = reader.clone();
-
     let secret_trigger = watcher(secrets, watcher::Config::default())
         .default_backoff()
         .touched_objects();
