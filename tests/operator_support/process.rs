@@ -14,7 +14,8 @@ pub struct OperatorProcess(Child);
 
 impl OperatorProcess {
     /// Starts `ecs-image-operator run` against the double's kubeconfig and the emulator, with the
-    /// emulator's key as operator-wide credentials, a free probe port and `extra` flags. Its logs go
+    /// emulator's key as operator-wide credentials, `extra` flags and, unless they name one, any free
+    /// probe port. Its logs go
     /// to stderr when `OPERATOR_LOG` is set, else nowhere.
     pub fn spawn(kubeconfig: &Path, emulator: &EmulatorHandle, extra: &[&str]) -> Self {
         let stderr = if std::env::var_os("OPERATOR_LOG").is_some() {
@@ -25,12 +26,13 @@ impl OperatorProcess {
         let child = Command::new(env!("CARGO_BIN_EXE_ecs-image-operator"))
             .args(["run", "--kubeconfig"])
             .arg(kubeconfig)
-            .args([
-                "--ecs-endpoint",
-                &emulator.url(),
-                "--probe-address",
-                "127.0.0.1:0",
-            ])
+            .args(["--ecs-endpoint", &emulator.url()])
+            .args(
+                (!extra.contains(&"--probe-address"))
+                    .then_some(["--probe-address", "127.0.0.1:0"])
+                    .into_iter()
+                    .flatten(),
+            )
             .args(extra)
             .env_remove("KUBECONFIG")
             .env("ALIBABA_CLOUD_ACCESS_KEY_ID", emulator_support::AK_ID)
