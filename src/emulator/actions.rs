@@ -726,6 +726,8 @@ fn import_image(
         image_id: None,
         task_id: None,
         outcome: String::new(),
+        at: now,
+        received_at: Timestamp::now(),
     };
     match result {
         Ok((region, result)) => {
@@ -1396,5 +1398,13 @@ mod tests {
         let fault = run(&mut world, "a", "ImportImage", &params, now).unwrap_err();
         assert_eq!(fault.code, "InvalidImageName.Malformed");
         assert_eq!(world.import_calls().len(), 3);
+        assert!(world.import_calls().iter().all(|call| call.at == now));
+        let wall = Timestamp::now();
+        assert!(
+            world
+                .import_calls()
+                .iter()
+                .all(|call| call.received_at <= wall && call.received_at > now)
+        );
     }
 }

@@ -327,6 +327,7 @@ impl EmulatorArgs {
             error_rate: check_rate("error-rate", *error_rate)?,
             drop_rate: check_rate("drop-rate", *drop_rate)?,
             latency_ms: *latency_ms,
+            latency_rate: None,
             answer_code: None,
         };
         let faults = if fault_actions.is_empty() {

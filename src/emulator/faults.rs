@@ -24,6 +24,8 @@ pub struct FaultSpec {
     pub drop_rate: f64,
     /// Milliseconds added before answering.
     pub latency_ms: u64,
+    /// Share of requests that get `latency_ms` (latency spikes), 0.0–1.0; every request when unset.
+    pub latency_rate: Option<f64>,
     /// Answer every request not otherwise faulted with this ECS error code (one the operator's
     /// table knows, e.g. `QuotaExceed.Snapshot`), with its documented HTTP status: for codes no
     /// request to the emulator's world would produce.
@@ -136,13 +138,14 @@ impl Faults {
         };
         let spec = settings.spec(action).clone();
         drop(settings);
-        let latency = (spec.latency_ms > 0).then(|| Duration::from_millis(spec.latency_ms));
         let Ok(mut rng) = self.rng.lock() else {
-            return Decision {
-                latency,
-                fault: None,
-            };
+            return Decision::default();
         };
+        let spiked = spec
+            .latency_rate
+            .is_none_or(|rate| rng.random::<f64>() < rate);
+        let latency =
+            (spec.latency_ms > 0 && spiked).then(|| Duration::from_millis(spec.latency_ms));
         let draw: f64 = rng.random();
         let fault = if draw < spec.drop_rate {
             Some(Fault::Drop)
@@ -216,6 +219,28 @@ mod tests {
             Some(Fault::Answer("QuotaExceed.Snapshot"))
         );
         assert_eq!(answer("NoSuchCode.Anywhere"), None);
+    }
+
+    #[test]
+    fn a_latency_rate_delays_only_that_share_of_requests() {
+        let spikes = |latency_rate: Option<f64>| {
+            let settings = FaultSettings {
+                default: FaultSpec {
+                    latency_ms: 1_000,
+                    latency_rate,
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let faults = Faults::new(settings, 5);
+            (0..200)
+                .filter(|_| faults.decide("DescribeImages").latency == Some(Duration::from_secs(1)))
+                .count()
+        };
+        assert_eq!(spikes(None), 200);
+        assert_eq!(spikes(Some(0.0)), 0);
+        let some = spikes(Some(0.25));
+        assert!((20..=80).contains(&some), "{some} of 200 delayed");
     }
 
     #[test]

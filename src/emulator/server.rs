@@ -218,6 +218,7 @@ async fn ecs(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    shared.stats.arrived();
     let request_id = shared.request_ids.next();
     let host = headers
         .get(header::HOST)

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::time::Instant;
 
 use serde::Serialize;
 
@@ -44,6 +45,10 @@ pub struct StatsSnapshot {
     pub faults: FaultCounts,
     /// Every `ImportImage` call with its `ClientToken` and result, oldest first.
     pub import_calls: Vec<ImportCall>,
+    /// ECS API requests by the wall-clock second they arrived in, counted from the emulator's start
+    /// (or the last reset): entry `i` is the requests received in `[i s, i+1 s)`. Counted on
+    /// arrival, before any injected latency, so a client's rate budget can be checked against it.
+    pub per_second: Vec<u64>,
 }
 
 impl StatsSnapshot {
@@ -59,10 +64,24 @@ impl StatsSnapshot {
 }
 
 /// The live counters.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Stats {
     inner: Mutex<StatsSnapshot>,
+    origin: Mutex<Instant>,
 }
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self {
+            inner: Mutex::default(),
+            origin: Mutex::new(Instant::now()),
+        }
+    }
+}
+
+/// The per-second histogram grows with the emulator's uptime; past this many seconds (a day) later
+/// requests are counted in the last entry.
+const MAX_SECONDS: usize = 86_400;
 
 /// How one request ended, for the counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +95,27 @@ pub enum Outcome<'a> {
 }
 
 impl Stats {
+    /// Counts the arrival of one ECS API request in the current wall-clock second.
+    pub fn arrived(&self) {
+        let second = self
+            .origin
+            .lock()
+            .map(|origin| origin.elapsed().as_secs())
+            .unwrap_or_default();
+        self.arrived_at_second(usize::try_from(second).unwrap_or(usize::MAX));
+    }
+
+    fn arrived_at_second(&self, second: usize) {
+        let Ok(mut stats) = self.inner.lock() else {
+            return;
+        };
+        let index = second.min(MAX_SECONDS - 1);
+        if stats.per_second.len() <= index {
+            stats.per_second.resize(index + 1, 0);
+        }
+        stats.per_second[index] += 1;
+    }
+
     /// Counts one request. `action` is `None` when the request named no known action.
     pub fn record(&self, action: Option<&str>, outcome: Outcome<'_>, delayed: bool) {
         let Ok(mut stats) = self.inner.lock() else {
@@ -127,5 +167,28 @@ impl Stats {
         if let Ok(mut stats) = self.inner.lock() {
             *stats = StatsSnapshot::default();
         }
+        if let Ok(mut origin) = self.origin.lock() {
+            *origin = Instant::now();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arrivals_are_counted_by_second_and_reset_with_the_rest() {
+        let stats = Stats::default();
+        stats.arrived();
+        stats.arrived_at_second(3);
+        stats.arrived_at_second(3);
+        stats.arrived_at_second(usize::MAX);
+        let snapshot = stats.snapshot(Vec::new());
+        assert_eq!(&snapshot.per_second[..4], &[1, 0, 0, 2]);
+        assert_eq!(snapshot.per_second.len(), MAX_SECONDS);
+        assert_eq!(snapshot.per_second[MAX_SECONDS - 1], 1);
+        stats.reset();
+        assert!(stats.snapshot(Vec::new()).per_second.is_empty());
     }
 }

@@ -505,6 +505,11 @@ pub struct ImportCall {
     pub task_id: Option<String>,
     /// `created`, `replayed`, or the error code.
     pub outcome: String,
+    /// When the call was served, in emulated time (a created task starts at this instant).
+    pub at: Timestamp,
+    /// When the call was served, by the wall clock (emulated time runs faster; this is for
+    /// measuring real latencies such as resource created → `ImportImage` received).
+    pub received_at: Timestamp,
 }
 
 #[derive(Debug, Clone)]
@@ -554,7 +559,7 @@ pub struct World {
 /// Resource groups every account has.
 pub const DEFAULT_RESOURCE_GROUP: &str = "rg-default";
 /// The import log keeps this many calls, so a long benchmark cannot grow it without bound.
-const MAX_IMPORT_CALLS: usize = 10_000;
+const MAX_IMPORT_CALLS: usize = 100_000;
 
 impl World {
     /// An empty world with these regions.

@@ -2,6 +2,8 @@
 //! rig that starts all three, creates `ImageImport`s and waits for what their status says.
 #![allow(dead_code)] // each test crate uses its own subset
 
+pub mod process;
+
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;

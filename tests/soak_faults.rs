@@ -1,0 +1,208 @@
+//! Fault soak: the controller (in process, with its own ECS client and a rate budget of
+//! [`RATE`] requests per second) against an emulator that throttles 30% of requests, answers 5%
+//! with 5xx, delays some by 1 s and drops some connections. Every import reaches `Available` and
+//! every deletion finishes (no resource, no image left), and the emulator, counting requests by
+//! the second they arrive in, never sees more than the budget allows.
+//!
+//! The budget, exactly: the client's limiter (`src/ecs/ratelimit.rs`) is governor's GCRA with
+//! `Quota::per_second(R)`: a burst of R and one more request every 1/R s, every attempt (retries
+//! included) taking a token. A full bucket at the start of a window of k whole seconds lets
+//! through at most R + (kR − 1) requests: the burst, then one per 1/R s strictly inside the
+//! window. Between taking the token and arriving at the emulator a request can be held up (the
+//! machine is shared); allowing up to [`HOLD_UP`] of that, a token taken in the
+//! HOLD_UP before a window may arrive inside it: R · HOLD_UP more. So the check is, for every
+//! run of k consecutive seconds, `count ≤ R(k + 1) − 1 + R · HOLD_UP`. Without the limiter the
+//! first second alone would carry every resource's dry run and import (2 × imports ≥ 40).
+//!
+//! The CI version runs 20 imports; `SOAK_LONG=1` runs 100.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails loudly by design
+
+mod emulator_support;
+mod operator_support;
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ecs_image_operator::api::image_import::Phase;
+use ecs_image_operator::ecs::endpoint::EcsEndpoint;
+use ecs_image_operator::ecs::retry::Backoff;
+use ecs_image_operator::ecs::{ClientConfig, EcsClient};
+use ecs_image_operator::emulator::faults::{FaultSettings, FaultSpec};
+use ecs_image_operator::emulator::world::AccountPatch;
+use kube::ResourceExt;
+use kube::api::ListParams;
+use operator_support::process::admin_images;
+use operator_support::*;
+
+/// The operator's rate budget, requests per second.
+const RATE: u32 = 10;
+/// The longest a request may take from its token to its arrival, in seconds (see the module doc).
+const HOLD_UP: f64 = 0.5;
+
+/// The first window of consecutive seconds whose count breaks the budget, as (first second,
+/// seconds, count, allowed).
+fn over_budget(per_second: &[u64], rate: u32) -> Option<(usize, usize, u64, u64)> {
+    let rate = u64::from(rate);
+    // Rounded down: a fraction of a request cannot arrive.
+    let hold_up = (rate as f64 * HOLD_UP) as u64;
+    for start in 0..per_second.len() {
+        let mut count = 0;
+        for (k, n) in per_second[start..].iter().enumerate() {
+            count += n;
+            let seconds = k as u64 + 1;
+            let allowed = rate * (seconds + 1) - 1 + hold_up;
+            if count > allowed {
+                return Some((start, k + 1, count, allowed));
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn the_budget_check_catches_a_burst_and_passes_a_steady_rate() {
+    // A full bucket then the steady rate: 2R − 1 in the first second, R after.
+    let steady = [19, 10, 10, 10, 10];
+    assert_eq!(over_budget(&steady, 10), None);
+    // 2R + hold-up in one second is one too many.
+    assert_eq!(over_budget(&[25], 10), Some((0, 1, 25, 24)));
+    // A second full burst after only a short pause is caught over the longer window.
+    assert_eq!(
+        over_budget(&[19, 10, 19], 10),
+        Some((0, 3, 48, 44)),
+        "over three seconds at most 4R − 1 + hold-up"
+    );
+}
+
+fn settings() -> FaultSettings {
+    FaultSettings {
+        default: FaultSpec {
+            throttle_rate: 0.30,
+            error_rate: 0.05,
+            drop_rate: 0.03,
+            latency_ms: 1_000,
+            latency_rate: Some(0.05),
+            ..Default::default()
+        },
+        seed: Some(11),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_throttling_5xx_latency_and_drops_everything_finishes_within_the_rate_budget() {
+    let long = std::env::var("SOAK_LONG").is_ok_and(|v| v == "1");
+    let imports = if long { 100 } else { 20 };
+    let patience = Duration::from_secs(if long { 900 } else { 120 });
+    // 2 emulated minutes per import take 1 s at 120×.
+    let mut rig = Rig::start(120.0).await;
+    rig.emulator.patch_account(
+        "default",
+        AccountPatch {
+            image_quota: Some(10_000),
+            snapshot_quota: Some(10_000),
+            ..Default::default()
+        },
+    );
+    rig.emulator.set_faults(settings());
+    // The operator's client: a budget of RATE per second, retries as in production but faster.
+    rig.ecs = Arc::new(
+        EcsClient::new(ClientConfig {
+            endpoint: EcsEndpoint::override_url(&rig.emulator.url()).unwrap(),
+            backoff: Backoff {
+                base: Duration::from_millis(50),
+                cap: Duration::from_millis(1_000),
+            },
+            max_attempts: 4,
+            rate_limit: NonZeroU32::new(RATE),
+            request_timeout: Duration::from_secs(5),
+            ..ClientConfig::default()
+        })
+        .unwrap(),
+    );
+    rig.start_controller().await;
+
+    let names: Vec<String> = (0..imports).map(|i| format!("faulty-{i:03}")).collect();
+    for name in &names {
+        rig.create_minimal(name).await;
+    }
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        let items = rig
+            .imports()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items;
+        let available = items
+            .iter()
+            .filter(|o| phase(o) == Some(Phase::Available))
+            .count();
+        if available == imports {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{available} of {imports} Available after {patience:?}: {:?}",
+            items
+                .iter()
+                .map(|o| (
+                    o.name_any(),
+                    o.status.as_ref().and_then(|s| s.message.clone())
+                ))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let images = admin_images(&rig.emulator).await;
+    assert_eq!(images.len(), imports, "one image per resource: {images:?}");
+    assert!(images.iter().all(|i| i.status == "Available"));
+
+    for name in &names {
+        rig.delete(name).await;
+    }
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        let left = rig
+            .imports()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items;
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} resources still there after {patience:?}: {:?}",
+            left.len(),
+            left.iter().map(ResourceExt::finalizers).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let images = admin_images(&rig.emulator).await;
+    assert!(images.is_empty(), "images left: {images:?}");
+    rig.kill_controller().await;
+
+    let stats = rig.emulator.stats();
+    let peak = stats.per_second.iter().max().copied().unwrap_or_default();
+    println!(
+        "fault soak: {imports} imports, {} ECS requests over {} s (peak {peak}/s, budget {RATE}/s); \
+         faults: {:?}",
+        stats.requests,
+        stats.per_second.len(),
+        stats.faults
+    );
+    // The faults really happened.
+    assert!(stats.faults.throttled > 0, "{:?}", stats.faults);
+    assert!(stats.faults.server_errors > 0, "{:?}", stats.faults);
+    assert!(stats.faults.delayed > 0, "{:?}", stats.faults);
+    assert!(stats.faults.dropped > 0, "{:?}", stats.faults);
+    assert_eq!(
+        over_budget(&stats.per_second, RATE),
+        None,
+        "per second: {:?}",
+        stats.per_second
+    );
+}
