@@ -163,6 +163,7 @@ pub async fn run<P: EcsPort>(
     let watching = Arc::clone(&settings.watching);
     let trigger = watcher(imports, watcher::Config::default().any_semantic())
         .default_backoff()
+        .modify(slim_for_cache)
         .reflect(writer)
         .inspect(move |event| match event {
             Ok(watcher::Event::InitDone) => watching.store(true, Ordering::SeqCst),
@@ -192,6 +193,16 @@ pub async fn run<P: EcsPort>(
         .await;
     poll_task.abort();
     settings.watching.store(false, Ordering::SeqCst);
+}
+
+/// Drops what no decision reads before an object enters the cache: `managedFields` and kubectl's
+/// last-applied copy of the whole object are most of a cached resource's size, and with 10,000
+/// resources they decide whether the operator fits its memory target.
+fn slim_for_cache(object: &mut ImageImport) {
+    object.managed_fields_mut().clear();
+    object
+        .annotations_mut()
+        .remove("kubectl.kubernetes.io/last-applied-configuration");
 }
 
 /// Hash of what may change a decision: generation, the pause annotation, deletion and finalizers.
@@ -1042,4 +1053,52 @@ async fn observe_for_cleanup<P: EcsPort>(
         None => Lookup::NotAsked,
     };
     Ok(Observed { image, task })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+    use kube::api::ObjectMeta;
+
+    #[test]
+    fn the_cache_keeps_what_decisions_read_and_drops_the_rest() -> Result<(), serde_json::Error> {
+        let mut object: ImageImport = serde_json::from_value(serde_json::json!({
+            "apiVersion": "ecs.image-import.dev/v1alpha1",
+            "kind": "ImageImport",
+            "metadata": {"name": "web", "namespace": "prod", "uid": "u-1", "generation": 3},
+            "spec": {
+                "regionId": "cn-hangzhou",
+                "diskDeviceMappings": [{"ossBucket": "b", "ossObject": "o.qcow2"}]
+            }
+        }))?;
+        object.metadata = ObjectMeta {
+            annotations: Some(
+                [
+                    (PAUSED_ANNOTATION.to_owned(), "true".to_owned()),
+                    (
+                        "kubectl.kubernetes.io/last-applied-configuration".to_owned(),
+                        "{\"spec\":{}}".to_owned(),
+                    ),
+                ]
+                .into(),
+            ),
+            managed_fields: Some(vec![ManagedFieldsEntry {
+                manager: Some("kubectl".to_owned()),
+                ..ManagedFieldsEntry::default()
+            }]),
+            finalizers: Some(vec![FINALIZER.to_owned()]),
+            ..object.metadata
+        };
+        slim_for_cache(&mut object);
+        assert!(object.managed_fields().is_empty());
+        assert_eq!(
+            object.annotations().keys().collect::<Vec<_>>(),
+            vec![PAUSED_ANNOTATION]
+        );
+        assert_eq!(object.finalizers(), [FINALIZER.to_owned()]);
+        assert_eq!(object.metadata.generation, Some(3));
+        assert_eq!(object.spec.region_id, "cn-hangzhou");
+        Ok(())
+    }
 }
