@@ -84,6 +84,7 @@ struct Inner {
     imports: Family<PhaseLabels, Gauge>,
     progress: Family<ResourceLabels, Gauge>,
     import_duration: Histogram,
+    poll_rounds: Counter,
     leader: Gauge,
     ready: Gauge,
     /// The last phase seen per (namespace, name): the phase gauge is derived from it, so a
@@ -155,6 +156,12 @@ impl Metrics {
             Unit::Seconds,
             import_duration.clone(),
         );
+        let poll_rounds = Counter::default();
+        registry.register(
+            "poll_rounds",
+            "Polling rounds that asked ECS about running imports (each asks at most 100 images per call)",
+            poll_rounds.clone(),
+        );
         let leader = Gauge::default();
         registry.register(
             "leader",
@@ -172,6 +179,7 @@ impl Metrics {
                 imports,
                 progress,
                 import_duration,
+                poll_rounds,
                 leader,
                 ready,
                 phases: Mutex::new(HashMap::new()),
@@ -273,6 +281,12 @@ impl Metrics {
     /// Records how long one import took, from its start to its image being available.
     pub fn observe_import_duration(&self, elapsed: Duration) {
         self.inner.import_duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts one polling round that made at least one ECS call: with `ecs_calls_total` of the
+    /// `Describe*` actions it gives the reads per round.
+    pub fn record_poll_round(&self) {
+        self.inner.poll_rounds.inc();
     }
 
     /// Sets whether this replica is the leader.

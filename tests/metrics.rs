@@ -37,6 +37,7 @@ fn every_family_is_exported_in_openmetrics_text() {
         "# TYPE ecs_image_operator_imports gauge",
         "# TYPE ecs_image_operator_import_progress gauge",
         "# TYPE ecs_image_operator_import_duration_seconds histogram",
+        "# TYPE ecs_image_operator_poll_rounds counter",
         "# TYPE ecs_image_operator_leader gauge",
         "# TYPE ecs_image_operator_ready gauge",
     ] {
@@ -238,7 +239,13 @@ fn import_durations_leader_and_ready_are_recorded() {
     metrics.observe_import_duration(Duration::from_secs(8 * 3600));
     metrics.set_leader(true);
     metrics.set_ready(true);
+    metrics.record_poll_round();
+    metrics.record_poll_round();
     let text = metrics.encode().unwrap();
+    assert_eq!(
+        sample(&text, "ecs_image_operator_poll_rounds_total"),
+        Some(2.0)
+    );
     let bucket = |le: &str| {
         sample(
             &text,

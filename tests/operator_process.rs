@@ -248,6 +248,11 @@ async fn of_two_replicas_only_the_leader_calls_ecs_and_the_other_takes_over() {
         "{metrics_b}"
     );
     assert_eq!(total(&metrics_b, "ecs_image_operator_leader"), 0.0);
+    assert!(total(&metrics_a, "ecs_image_operator_poll_rounds_total") >= 1.0);
+    assert_eq!(
+        total(&metrics_b, "ecs_image_operator_poll_rounds_total"),
+        0.0
+    );
     assert!(
         metrics_a.contains("ecs_image_operator_imports{phase=\"Available\"} 3"),
         "{metrics_a}"

@@ -148,14 +148,16 @@ where
         self.lock().group_of.len()
     }
 
-    /// Runs rounds forever: every interval, and shortly after new imports are tracked.
-    pub async fn run(&self) {
+    /// Runs rounds forever: every interval, and shortly after new imports are tracked; `on_round`
+    /// sees what each round did.
+    pub async fn run(&self, on_round: impl Fn(&RoundStats)) {
         loop {
             tokio::select! {
                 () = tokio::time::sleep(self.interval) => {}
                 () = self.new_work.notified() => tokio::time::sleep(BATCH_WINDOW).await,
             }
             let stats = self.round().await;
+            on_round(&stats);
             if stats.calls > 0 {
                 tracing::debug!(
                     calls = stats.calls,

@@ -176,7 +176,16 @@ pub async fn run<P: EcsPort>(
     let secret_trigger = watcher(secrets, watcher::Config::default())
         .default_backoff()
         .touched_objects();
-    let poll_task = tokio::spawn(async move { poller.run().await });
+    let metrics = settings.metrics.clone();
+    let poll_task = tokio::spawn(async move {
+        poller
+            .run(|stats| {
+                if stats.calls > 0 {
+                    metrics.record_poll_round();
+                }
+            })
+            .await;
+    });
     Controller::for_stream(trigger, reader)
         .watches_stream(secret_trigger, move |secret: PartialObjectMeta<Secret>| {
             referencing(&store, &secret)
