@@ -817,10 +817,10 @@ fn describe_tasks(
     let start = time_filter(params, "StartTime")?;
     let end = time_filter(params, "EndTime")?;
     let matched: Vec<&TaskRec> = world
-        .tasks_of(account, region)
+        .tasks_among(account, region, &ids)
+        .into_iter()
         .filter(|task| start.is_none_or(|start| task.created >= start))
         .filter(|task| end.is_none_or(|end| task.created <= end))
-        .filter(|task| ids.is_empty() || ids.contains(&task.id.as_str()))
         .filter(|task| resource_ids.is_empty() || resource_ids.contains(&task.image_id.as_str()))
         .filter(|_| action.is_none_or(|action| action == "ImportImage"))
         .filter(|task| status.is_none_or(|status| task.state(now).status() == status))
@@ -1144,9 +1144,9 @@ fn describe_images(
     let os_type = optional(params, "OSType");
     let resource_group = optional(params, "ResourceGroupId");
     let matched: Vec<&ImageRec> = world
-        .images_of(account, region)
+        .images_among(account, region, &ids)
+        .into_iter()
         .filter(|_| own_images_visible)
-        .filter(|image| ids.is_empty() || ids.contains(&image.id.as_str()))
         .filter(|image| name_filter.is_none_or(|name| image.name.contains(name)))
         .filter(|image| architecture.is_none_or(|a| image.architecture == a))
         .filter(|image| os_type.is_none_or(|o| image.os_type == o))

@@ -707,6 +707,32 @@ impl World {
             .filter(move |image| image.account == account && image.region == region)
     }
 
+    /// Images of an account in a region, oldest first: those named in `ids` (each looked up, so a
+    /// batched poll of 100 ids costs 100 look-ups however many images exist), or all of them when
+    /// `ids` is empty.
+    pub fn images_among<'a>(
+        &'a self,
+        account: &str,
+        region: &str,
+        ids: &[&str],
+    ) -> Vec<&'a ImageRec> {
+        if ids.is_empty() {
+            return self
+                .images
+                .values()
+                .filter(|image| image.account == account && image.region == region)
+                .collect();
+        }
+        let mut wanted = ids.to_vec();
+        // Ids sort like creation order (`m-emu` + a zero-padded serial), as the scan does.
+        wanted.sort_unstable();
+        wanted.dedup();
+        wanted
+            .into_iter()
+            .filter_map(|id| self.image(account, region, id))
+            .collect()
+    }
+
     /// Every image of every account (admin view).
     pub fn all_images(&self) -> impl Iterator<Item = &ImageRec> {
         self.images.values()
@@ -719,15 +745,28 @@ impl World {
             .filter(|task| task.account == account && task.region == region)
     }
 
-    /// Tasks of an account in a region, oldest first.
-    pub fn tasks_of<'a>(
+    /// Tasks of an account in a region, oldest first: those named in `ids` (looked up), or all of
+    /// them when `ids` is empty.
+    pub fn tasks_among<'a>(
         &'a self,
-        account: &'a str,
-        region: &'a str,
-    ) -> impl Iterator<Item = &'a TaskRec> + 'a {
-        self.tasks
-            .values()
-            .filter(move |task| task.account == account && task.region == region)
+        account: &str,
+        region: &str,
+        ids: &[&str],
+    ) -> Vec<&'a TaskRec> {
+        if ids.is_empty() {
+            return self
+                .tasks
+                .values()
+                .filter(|task| task.account == account && task.region == region)
+                .collect();
+        }
+        let mut wanted = ids.to_vec();
+        wanted.sort_unstable();
+        wanted.dedup();
+        wanted
+            .into_iter()
+            .filter_map(|id| self.task(account, region, id))
+            .collect()
     }
 
     /// Every task of every account (admin view).
@@ -1168,6 +1207,45 @@ mod tests {
             .unwrap();
         assert_eq!(world.image_state(image, half), ("Creating", 50));
         assert_eq!(world.image_state(image, end), ("Available", 100));
+    }
+
+    #[test]
+    fn images_and_tasks_among_ids_are_looked_up_in_creation_order_within_the_account() {
+        let mut world = world();
+        let mut made = Vec::new();
+        for n in 0..3 {
+            let mut spec = spec();
+            spec.name = format!("img-{n}");
+            spec.fingerprint = format!("f-{n}");
+            made.push(world.import("acct", &spec, t0()).unwrap());
+        }
+        let mut other = spec();
+        other.name = "other".into();
+        other.fingerprint = "f-other".into();
+        let foreign = world.import("other-acct", &other, t0()).unwrap();
+        let ids = |images: Vec<&ImageRec>| images.iter().map(|i| i.id.clone()).collect::<Vec<_>>();
+        // Asked out of order, twice, with an unknown id and another account's image.
+        let asked = [
+            made[2].image_id.as_str(),
+            "m-unknown",
+            made[0].image_id.as_str(),
+            foreign.image_id.as_str(),
+            made[2].image_id.as_str(),
+        ];
+        assert_eq!(
+            ids(world.images_among("acct", "cn-hangzhou", &asked)),
+            vec![made[0].image_id.clone(), made[2].image_id.clone()]
+        );
+        assert_eq!(ids(world.images_among("acct", "cn-hangzhou", &[])).len(), 3);
+        assert!(world.images_among("acct", "cn-beijing", &asked).is_empty());
+        let tasks = [made[1].task_id.as_str(), foreign.task_id.as_str()];
+        let found: Vec<String> = world
+            .tasks_among("acct", "cn-hangzhou", &tasks)
+            .iter()
+            .map(|t| t.id.clone())
+            .collect();
+        assert_eq!(found, vec![made[1].task_id.clone()]);
+        assert_eq!(world.tasks_among("acct", "cn-hangzhou", &[]).len(), 3);
     }
 
     #[test]
