@@ -185,8 +185,29 @@ async fn two_hundred_fifty_imports_cost_three_calls_per_round() {
     let stats = poller.round().await;
     assert_eq!((stats.calls, stats.woken), (3, 1));
     assert_eq!(woken.next().await, Some(42));
+
+    // Progress within the same tenth wakes nobody, yet the next reconcile sees it; the next tenth
+    // wakes again.
+    ecs.set("m-042", "Creating", "58%");
+    assert_eq!(poller.round().await.woken, 0);
+    let seen = poller.track(42, group("cn-hangzhou", "AK1"), Arc::clone(&creds), "m-042");
+    assert!(
+        matches!(&seen, Some(Lookup::Found(view)) if view.progress == Some(58)),
+        "{seen:?}"
+    );
+    ecs.set("m-042", "Creating", "61%");
+    assert_eq!(poller.round().await.woken, 1);
+    assert_eq!(woken.next().await, Some(42));
+    ecs.set("m-042", "Available", "100%");
+    assert_eq!(poller.round().await.woken, 1);
+    assert_eq!(woken.next().await, Some(42));
     match poller.track(42, group("cn-hangzhou", "AK1"), Arc::clone(&creds), "m-042") {
-        Some(Lookup::Found(image)) => assert_eq!(image.progress, Some(55)),
+        Some(Lookup::Found(image)) => {
+            assert_eq!(
+                (image.status.as_str(), image.progress),
+                ("Available", Some(100))
+            );
+        }
         other => panic!("expected the polled image, got {other:?}"),
     }
 }

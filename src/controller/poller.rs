@@ -236,10 +236,10 @@ where
                     Some(view) => Lookup::Found(view.clone()),
                     None => Lookup::Missing,
                 };
-                if tracked.latest.as_ref() != Some(&now) {
-                    tracked.latest = Some(now);
+                if worth_waking(tracked.latest.as_ref(), &now) {
                     to_wake.push(key.clone());
                 }
+                tracked.latest = Some(now);
             }
         }
         let woken = to_wake.len();
@@ -248,6 +248,26 @@ where
             let _ = self.wake.unbounded_send(key);
         }
         woken
+    }
+}
+
+/// Whether a new observation is worth a reconcile (and so a status write): any change but
+/// progress, or progress reaching another tenth. Progress moves on every round of a long import;
+/// waking for each step would cost one status write per import per round (1,000 writes a second
+/// with 1,000 imports polled every second) and queue the wake-ups of finished imports behind them.
+/// The next reconcile, for whatever reason, still shows the latest progress.
+fn worth_waking(before: Option<&Lookup<ImageView>>, now: &Lookup<ImageView>) -> bool {
+    match (before, now) {
+        (Some(Lookup::Found(before)), Lookup::Found(now)) => {
+            let tenth = |view: &ImageView| view.progress.map(|p| p / 10);
+            before.status != now.status
+                || before.name != now.name
+                || before.description != now.description
+                || before.tags != now.tags
+                || before.id != now.id
+                || tenth(before) != tenth(now)
+        }
+        (before, now) => before != Some(now),
     }
 }
 
