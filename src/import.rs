@@ -230,6 +230,7 @@ async fn follow<P: EcsPort>(
 ) -> ImageImportStatus {
     let timing = Timing {
         poll_interval: poll,
+        watchdog: poll,
         ..Timing::default()
     };
     let region = object.spec.region_id.clone();

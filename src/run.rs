@@ -169,8 +169,10 @@ impl RunArgs {
             }
         };
         let health = Health::default();
+        let poll_interval = Duration::from_secs(poll_interval_seconds.max(1));
         let timing = Timing {
-            poll_interval: Duration::from_secs(poll_interval_seconds.max(1)),
+            poll_interval,
+            watchdog: poll_interval * 4,
             external_retry: Duration::from_secs(external_retry_seconds.max(1)),
             ..Timing::default()
         };

@@ -227,7 +227,8 @@ fn a_running_import_reports_progress_and_polls() {
         decision.status.message.as_deref(),
         Some("importing t-1: 45%")
     );
-    assert_eq!(decision.requeue, Some(Timing::default().poll_interval));
+    // The poller wakes it on change; the requeue is only the watchdog.
+    assert_eq!(decision.requeue, Some(Timing::default().watchdog));
     assert!(decision.events.is_empty(), "no phase change, no event");
 }
 
@@ -845,7 +846,7 @@ fn an_accepted_import_records_its_ids_and_announces_the_importing_phase() {
     assert_eq!(decision.status.image_id.as_deref(), Some("m-1"));
     assert_eq!(decision.status.import_task_id.as_deref(), Some("t-1"));
     assert_eq!(decision.status.phase, Some(Phase::Importing));
-    assert_eq!(decision.requeue, Some(Timing::default().poll_interval));
+    assert_eq!(decision.requeue, Some(Timing::default().watchdog));
     let reasons: Vec<&str> = decision.events.iter().map(|e| e.reason.as_str()).collect();
     assert_eq!(reasons, ["Importing"]);
 }

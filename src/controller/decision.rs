@@ -205,8 +205,15 @@ pub struct Decision {
 /// How often to look, and how long to wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timing {
-    /// While an import runs: the safety-net requeue (the batched poller wakes resources earlier).
+    /// How often ECS is asked about running work (the batched poller's round; a cancellation is
+    /// confirmed at most this late).
     pub poll_interval: Duration,
+    /// While an import runs, how long to wait before looking even without a wake-up: the batched
+    /// poller wakes the resource whenever its import changes, so this only guards against a
+    /// stalled poller, and is kept longer than `poll_interval` so that thousands of running imports
+    /// are not all reconciled every round. The one-shot `import`, which has no poller, sets it to
+    /// its poll interval.
+    pub watchdog: Duration,
     /// When everything is done: look again this often to notice drift (an image deleted in ECS).
     pub resync_interval: Duration,
     /// Errors fixed outside Kubernetes (quota, RAM role, a missing OSS object) are retried this often.
@@ -222,6 +229,7 @@ impl Default for Timing {
     fn default() -> Self {
         Self {
             poll_interval: Duration::from_secs(30),
+            watchdog: Duration::from_secs(120),
             resync_interval: Duration::from_secs(600),
             external_retry: Duration::from_secs(300),
             settle_time: Duration::from_secs(120),
@@ -435,12 +443,7 @@ pub fn apply(
                 None,
                 now,
             );
-            finish(
-                resource,
-                status,
-                EcsAction::None,
-                Some(timing.poll_interval),
-            )
+            finish(resource, status, EcsAction::None, Some(timing.watchdog))
         }
         Progress::Failed { code, message } => {
             status.phase = Some(Phase::Failed);
@@ -637,12 +640,7 @@ pub fn after_import(
         None,
         now,
     );
-    finish(
-        resource,
-        status,
-        EcsAction::None,
-        Some(timing.poll_interval),
-    )
+    finish(resource, status, EcsAction::None, Some(timing.watchdog))
 }
 
 /// Decides what follows a failed ECS call: retry with backoff, stall until a change, or stall and

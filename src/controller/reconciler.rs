@@ -530,7 +530,7 @@ async fn apply<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Result
     let observed = match observe(object, &status, &credentials, context, &key).await {
         Ok(Some(observed)) => observed,
         // The poller has not seen this import yet; it wakes the resource after its first round.
-        Ok(None) => return Ok(Action::requeue(context.timing.poll_interval)),
+        Ok(None) => return Ok(Action::requeue(context.timing.watchdog)),
         Err(error) => {
             let failures = context.count_failure(&key);
             let decision = decision::after_failure(
@@ -577,7 +577,9 @@ async fn apply<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Result
                 .poller
                 .track(key, group, credentials, &accepted.image_id);
             context.publish(object, &decision).await;
-            Ok(Action::requeue(context.timing.poll_interval))
+            Ok(decision
+                .requeue
+                .map_or_else(Action::await_change, Action::requeue))
         }
         Ok(None) => {
             context.reset_failures(&key);

@@ -54,6 +54,7 @@ pub struct Rig {
 pub fn fast_timing() -> Timing {
     Timing {
         poll_interval: Duration::from_millis(200),
+        watchdog: Duration::from_secs(1),
         resync_interval: Duration::from_secs(5),
         external_retry: Duration::from_secs(2),
         settle_time: Duration::from_secs(1),
