@@ -12,7 +12,6 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PartialObjectMeta, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{Error as FinalizerError, Event as Finalizer, finalizer};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
@@ -22,6 +21,7 @@ use super::decision::{
     self, Decision, EcsAction, Failure, Finalize, ImageUpdate, Lookup, Observed,
     Resource as DecisionResource, TaskView, Timing,
 };
+use super::events::{EventPublisher, Note};
 use super::poller::{GroupKey, Poller, image_view};
 use super::port::EcsPort;
 use crate::api::conditions;
@@ -93,7 +93,7 @@ pub struct Context<P: EcsPort> {
     default_credentials: Option<Arc<CredentialProvider>>,
     secret_credentials: Mutex<HashMap<SecretKey, (String, Arc<CredentialProvider>)>>,
     failures: Mutex<HashMap<ObjectRef<ImageImport>, u32>>,
-    recorder: Recorder,
+    events: EventPublisher,
     timing: Timing,
     metrics: Metrics,
 }
@@ -134,10 +134,6 @@ pub async fn run<P: EcsPort>(
         wake_tx,
         settings.timing.poll_interval,
     ));
-    let reporter = Reporter {
-        controller: settings.reporter.clone(),
-        instance: std::env::var("POD_NAME").ok(),
-    };
     let context = Arc::new(Context {
         client: client.clone(),
         ecs,
@@ -145,7 +141,11 @@ pub async fn run<P: EcsPort>(
         default_credentials: settings.default_credentials.clone(),
         secret_credentials: Mutex::new(HashMap::new()),
         failures: Mutex::new(HashMap::new()),
-        recorder: Recorder::new(client.clone(), reporter),
+        events: EventPublisher::new(
+            client.clone(),
+            &settings.reporter,
+            std::env::var("POD_NAME").ok(),
+        ),
         timing: settings.timing,
         metrics: settings.metrics.clone(),
     });
@@ -436,18 +436,12 @@ impl<P: EcsPort> Context<P> {
 
     async fn publish(&self, object: &ImageImport, decision: &Decision) {
         for note in &decision.events {
-            let event = KubeEvent {
-                type_: if note.warning {
-                    EventType::Warning
-                } else {
-                    EventType::Normal
-                },
-                reason: note.reason.chars().take(128).collect(),
-                note: Some(note.message.chars().take(1000).collect()),
-                action: "Reconcile".into(),
-                secondary: None,
+            let note = Note {
+                warning: note.warning,
+                reason: &note.reason,
+                message: &note.message,
             };
-            if let Err(error) = self.recorder.publish(&event, &object.object_ref(&())).await {
+            if let Err(error) = self.events.publish(object, &note).await {
                 tracing::warn!(name = %object.name_any(), "failed to publish an event: {error}");
             }
         }
