@@ -3,8 +3,8 @@
 //! and 10,000 concurrent imports. Prints figures next to the design's targets (§7); it asserts
 //! nothing about time.
 //!
-//! Run with `cargo bench --bench scale` (10, 100 and 1,000 imports, about 4 minutes on 2 cores);
-//! `SCALE_SIZES=10,100,1000,10000 cargo bench --bench scale` adds 10,000 (about 20 more minutes
+//! Run with `cargo bench --bench scale` (10, 100 and 1,000 imports, about 3 minutes on 2 cores);
+//! `SCALE_SIZES=10,100,1000,10000 cargo bench --bench scale` adds 10,000 (about 6 more minutes
 //! here: the API double, not the operator, sets the pace).
 //!
 //! Per size, a fresh double, emulator and operator:
