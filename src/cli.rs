@@ -335,6 +335,25 @@ mod tests {
     }
 
     #[test]
+    fn namespaces_are_repeated_or_separated_by_commas() {
+        let cli = Cli::try_parse_from([
+            "ecs-image-operator",
+            "run",
+            "--namespace",
+            "team-a,team-b",
+            "--namespace",
+            "team-c",
+        ]);
+        match cli {
+            Ok(Cli {
+                command: Command::Run(run),
+                ..
+            }) => assert_eq!(run.namespace, ["team-a", "team-b", "team-c"]),
+            other => panic!("unexpected parse: {other:?}"),
+        }
+    }
+
+    #[test]
     fn an_http_endpoint_off_this_machine_is_refused() {
         let cli = Cli::try_parse_from([
             "ecs-image-operator",

@@ -23,9 +23,10 @@ pub struct RunArgs {
     /// Kubeconfig file; without it, the in-cluster service account or the usual kubeconfig lookup.
     #[arg(long, env = "KUBECONFIG")]
     pub kubeconfig: Option<std::path::PathBuf>,
-    /// Watch only this namespace (all namespaces when left out).
-    #[arg(long, env = "ECS_IMAGE_OPERATOR_NAMESPACE")]
-    pub namespace: Option<String>,
+    /// Watch only these namespaces: repeat the flag or separate names with commas (all namespaces
+    /// when left out). Each namespace gets its own watch and `--concurrency` reconciles.
+    #[arg(long, env = "ECS_IMAGE_OPERATOR_NAMESPACE", value_delimiter = ',')]
+    pub namespace: Vec<String>,
     /// Where ECS, STS and the metadata service are.
     #[command(flatten)]
     pub endpoints: crate::cli::EndpointArgs,
@@ -35,7 +36,7 @@ pub struct RunArgs {
     /// Most ECS requests per second per AccessKey and endpoint (0 for no limit).
     #[arg(long, env = "ECS_IMAGE_OPERATOR_RATE_LIMIT", default_value_t = crate::ecs::client::DEFAULT_RATE_LIMIT)]
     pub rate_limit: u32,
-    /// Resources reconciled at once.
+    /// Resources reconciled at once, per watched namespace.
     #[arg(long, env = "ECS_IMAGE_OPERATOR_CONCURRENCY", default_value_t = 8)]
     pub concurrency: u16,
     /// Seconds between retries of errors fixed outside Kubernetes (quota, RAM role, missing object).
@@ -176,8 +177,15 @@ impl RunArgs {
             external_retry: Duration::from_secs(external_retry_seconds.max(1)),
             ..Timing::default()
         };
+        let mut namespaces: Vec<String> = namespace
+            .into_iter()
+            .map(|name| name.trim().to_string())
+            .filter(|name| !name.is_empty())
+            .collect();
+        namespaces.sort();
+        namespaces.dedup();
         let settings = Settings {
-            namespace,
+            namespaces,
             timing,
             concurrency: concurrency.max(1),
             default_credentials,

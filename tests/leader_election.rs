@@ -598,7 +598,7 @@ async fn the_controller_runs_under_while_leader_as_run_wires_it() {
     let client = client(&server).await;
     let ecs = Arc::new(EcsClient::new(ClientConfig::default()).unwrap());
     let settings = Settings {
-        namespace: None,
+        namespaces: Vec::new(),
         timing: Default::default(),
         concurrency: 1,
         default_credentials: None,

@@ -220,3 +220,68 @@ async fn many_imports_are_polled_in_batches() {
     assert_eq!(stats.import_calls.iter().filter(|c| !c.dry_run).count(), N);
     rig.kill_controller().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_watched_namespaces_are_reconciled_and_each_is_woken_by_the_poller() {
+    use ecs_image_operator::api::image_import::ImageImport;
+    use kube::api::{Api, PostParams};
+
+    let mut rig = Rig::start(600.0).await;
+    let mut settings = rig.settings();
+    settings.namespaces = vec!["team-a".into(), "team-b".into()];
+    // Only the poller's wake-ups, routed to each namespace's controller, can finish the imports.
+    settings.timing.watchdog = Duration::from_secs(3600);
+    let watching = std::sync::Arc::clone(&settings.watching);
+    rig.start_controller_with(settings).await;
+    let api =
+        |namespace: &str| -> Api<ImageImport> { Api::namespaced(rig.client.clone(), namespace) };
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(rig.client.clone());
+    for namespace in ["team-a", "team-b"] {
+        let object = serde_json::from_value(json!({"metadata": {"name": namespace}})).unwrap();
+        namespaces
+            .create(&PostParams::default(), &object)
+            .await
+            .unwrap();
+    }
+    for namespace in ["team-a", "team-b", NS] {
+        let object: ImageImport = serde_saphyr::from_str(
+            // Image names are unique per region and account, so each resource names its own.
+            &minimal(&format!("web-{namespace}"))
+                .replace("  namespace: default", &format!("  namespace: {namespace}")),
+        )
+        .unwrap();
+        api(namespace)
+            .create(&PostParams::default(), &object)
+            .await
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for namespace in ["team-a", "team-b"] {
+        loop {
+            let object = api(namespace)
+                .get(&format!("web-{namespace}"))
+                .await
+                .unwrap();
+            if phase(&object) == Some(Phase::Available) {
+                assert_eq!(rig.images_of(&object.uid().unwrap()).await.len(), 1);
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "web-{namespace} never became Available: {:?}",
+                object.status
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert!(watching.load(std::sync::atomic::Ordering::SeqCst));
+    let ignored = api(NS).get(&format!("web-{NS}")).await.unwrap();
+    assert!(ignored.status.is_none(), "{:?}", ignored.status);
+    assert!(ignored.finalizers().is_empty());
+    assert!(rig.images_of(&ignored.uid().unwrap()).await.is_empty());
+    assert_eq!(
+        rig.emulator.stats().calls("ImportImage"),
+        4,
+        "a dry run and an import each"
+    );
+}

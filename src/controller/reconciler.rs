@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender};
+use futures::{FutureExt, StreamExt};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PartialObjectMeta, Patch, PatchParams};
@@ -101,11 +102,11 @@ pub struct Context<P: EcsPort> {
 /// Settings of a controller run.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Watch only this namespace (all when `None`).
-    pub namespace: Option<String>,
+    /// Watch only these namespaces (all when empty).
+    pub namespaces: Vec<String>,
     /// Decision timings, including the poll interval.
     pub timing: Timing,
-    /// Reconciles running at once.
+    /// Reconciles running at once, per watched namespace.
     pub concurrency: u16,
     /// Credentials for resources without a credentials Secret.
     pub default_credentials: Option<Arc<CredentialProvider>>,
@@ -149,33 +150,6 @@ pub async fn run<P: EcsPort>(
         timing: settings.timing,
         metrics: settings.metrics.clone(),
     });
-    let (imports, secrets): (Api<ImageImport>, Api<PartialObjectMeta<Secret>>) =
-        match &settings.namespace {
-            Some(namespace) => (
-                Api::namespaced(client.clone(), namespace),
-                Api::namespaced(client.clone(), namespace),
-            ),
-            None => (Api::all(client.clone()), Api::all(client.clone())),
-        };
-    let (reader, writer) = reflector::store();
-    // Only changes that can alter a decision wake a resource: our own status writes do not.
-    // `/readyz` follows the watch: ready once the first list is in, not ready while it fails.
-    let watching = Arc::clone(&settings.watching);
-    let trigger = watcher(imports, watcher::Config::default().any_semantic())
-        .default_backoff()
-        .modify(slim_for_cache)
-        .reflect(writer)
-        .inspect(move |event| match event {
-            Ok(watcher::Event::InitDone) => watching.store(true, Ordering::SeqCst),
-            Err(_) => watching.store(false, Ordering::SeqCst),
-            Ok(_) => {}
-        })
-        .applied_objects()
-        .predicate_filter(wake_predicate, PredicateConfig::default());
-    let store = reader.clone();
-    let secret_trigger = watcher(secrets, watcher::Config::default())
-        .default_backoff()
-        .touched_objects();
     let metrics = settings.metrics.clone();
     let poll_task = tokio::spawn(async move {
         poller
@@ -186,12 +160,111 @@ pub async fn run<P: EcsPort>(
             })
             .await;
     });
+    // One controller per watched namespace (or one for all), sharing the context and the poller:
+    // the API server cannot list a chosen set of namespaces in one watch.
+    let scopes: Vec<Option<String>> = if settings.namespaces.is_empty() {
+        vec![None]
+    } else {
+        settings.namespaces.iter().cloned().map(Some).collect()
+    };
+    let flags: Arc<Vec<AtomicBool>> =
+        Arc::new(scopes.iter().map(|_| AtomicBool::new(false)).collect());
+    let mut routes: HashMap<Option<String>, UnboundedSender<ObjectRef<ImageImport>>> =
+        HashMap::new();
+    let shutdown = shutdown.shared();
+    let mut controllers = Vec::new();
+    for (index, scope) in scopes.into_iter().enumerate() {
+        let (route_tx, route_rx) = futures::channel::mpsc::unbounded();
+        routes.insert(scope.clone(), route_tx);
+        let ready = Readiness {
+            flags: Arc::clone(&flags),
+            index,
+            aggregate: Arc::clone(&settings.watching),
+        };
+        controllers.push(controller(
+            &client,
+            scope,
+            route_rx,
+            Arc::clone(&context),
+            ready,
+            settings.concurrency,
+            shutdown.clone(),
+        ));
+    }
+    // The poller wakes by object; each wake goes to the controller watching its namespace.
+    let router = tokio::spawn(async move {
+        let mut wakes = wake_rx;
+        while let Some(key) = wakes.next().await {
+            let route = routes.get(&key.namespace).or_else(|| routes.get(&None));
+            if let Some(route) = route {
+                let _ = route.unbounded_send(key);
+            }
+        }
+    });
+    futures::future::join_all(controllers).await;
+    router.abort();
+    poll_task.abort();
+    settings.watching.store(false, Ordering::SeqCst);
+}
+
+/// `/readyz` follows the watches: ready once every watched namespace has been listed, not ready
+/// while any watch fails.
+struct Readiness {
+    flags: Arc<Vec<AtomicBool>>,
+    index: usize,
+    aggregate: Arc<AtomicBool>,
+}
+
+impl Readiness {
+    fn set(&self, listed: bool) {
+        if let Some(flag) = self.flags.get(self.index) {
+            flag.store(listed, Ordering::SeqCst);
+        }
+        let all = self.flags.iter().all(|flag| flag.load(Ordering::SeqCst));
+        self.aggregate.store(all, Ordering::SeqCst);
+    }
+}
+
+/// The controller of one scope: a namespace, or every namespace (`None`).
+async fn controller<P: EcsPort>(
+    client: &Client,
+    scope: Option<String>,
+    wakes: UnboundedReceiver<ObjectRef<ImageImport>>,
+    context: Arc<Context<P>>,
+    ready: Readiness,
+    concurrency: u16,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let (imports, secrets): (Api<ImageImport>, Api<PartialObjectMeta<Secret>>) = match &scope {
+        Some(namespace) => (
+            Api::namespaced(client.clone(), namespace),
+            Api::namespaced(client.clone(), namespace),
+        ),
+        None => (Api::all(client.clone()), Api::all(client.clone())),
+    };
+    let (reader, writer) = reflector::store();
+    // Only changes that can alter a decision wake a resource: our own status writes do not.
+    let trigger = watcher(imports, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .modify(slim_for_cache)
+        .reflect(writer)
+        .inspect(move |event| match event {
+            Ok(watcher::Event::InitDone) => ready.set(true),
+            Err(_) => ready.set(false),
+            Ok(_) => {}
+        })
+        .applied_objects()
+        .predicate_filter(wake_predicate, PredicateConfig::default());
+    let store = reader.clone();
+    let secret_trigger = watcher(secrets, watcher::Config::default())
+        .default_backoff()
+        .touched_objects();
     Controller::for_stream(trigger, reader)
         .watches_stream(secret_trigger, move |secret: PartialObjectMeta<Secret>| {
             referencing(&store, &secret)
         })
-        .reconcile_on(wake_rx)
-        .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
+        .reconcile_on(wakes)
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, context)
         .for_each(|result| async move {
@@ -200,8 +273,6 @@ pub async fn run<P: EcsPort>(
             }
         })
         .await;
-    poll_task.abort();
-    settings.watching.store(false, Ordering::SeqCst);
 }
 
 /// Drops what no decision reads before an object enters the cache: `managedFields` and kubectl's

@@ -122,7 +122,7 @@ impl Rig {
     /// Settings of the controller: the emulator's key as operator-wide credentials.
     pub fn settings(&self) -> Settings {
         Settings {
-            namespace: None,
+            namespaces: Vec::new(),
             timing: self.timing,
             concurrency: 16,
             default_credentials: Some(Arc::new(emulator_support::creds())),
