@@ -368,25 +368,27 @@ fn namespaced_mode_has_no_cluster_wide_rbac() {
         );
     }
     let roles = of_kind(&objects, "Role");
-    let watched = roles
-        .iter()
-        .find(|r| r["metadata"]["namespace"] == "team-a")
-        .expect("a Role in the watched namespace");
-    assert_eq!(permissions(watched), operator_permissions());
-    let binding = of_kind(&objects, "RoleBinding")
-        .into_iter()
-        .find(|b| b["metadata"]["namespace"] == "team-a")
-        .expect("a RoleBinding in the watched namespace");
-    assert_binding(binding, "Role", name(watched));
+    for namespace in ["team-a", "team-b"] {
+        let watched = roles
+            .iter()
+            .find(|r| r["metadata"]["namespace"] == namespace)
+            .unwrap_or_else(|| panic!("a Role in the watched namespace {namespace}"));
+        assert_eq!(permissions(watched), operator_permissions());
+        let binding = of_kind(&objects, "RoleBinding")
+            .into_iter()
+            .find(|b| b["metadata"]["namespace"] == namespace)
+            .unwrap_or_else(|| panic!("a RoleBinding in the watched namespace {namespace}"));
+        assert_binding(binding, "Role", name(watched));
+    }
     let lease = roles
         .iter()
         .find(|r| r["metadata"]["namespace"] == NAMESPACE)
         .expect("the leader-election Role in the release namespace");
     assert_eq!(permissions(lease), lease_permissions(RELEASE));
-    assert_eq!(roles.len(), 2);
+    assert_eq!(roles.len(), 3);
     assert_eq!(
         env(operator_container(&objects), "ECS_IMAGE_OPERATOR_NAMESPACE").unwrap()["value"],
-        "team-a"
+        "team-a,team-b"
     );
 }
 
