@@ -8,33 +8,18 @@ mod emulator_support;
 mod operator_support;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use ecs_image_operator::api::image_import::Phase;
 use ecs_image_operator::emulator::faults::{FaultSettings, FaultSpec};
 use kube::ResourceExt;
 use kube_double::{FaultAction, FaultRule};
+use operator_support::process::OperatorProcess;
 use operator_support::*;
 
-/// The operator process; killed when dropped, so a failing test leaves no process behind.
-struct Operator(Child);
-
-impl Operator {
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// Starts `ecs-image-operator run` against the double and the emulator.
-fn spawn_operator(rig: &Rig, kubeconfig: &Path) -> Operator {
+fn spawn_operator(rig: &Rig, kubeconfig: &Path) -> OperatorProcess {
     spawn_operator_with(rig, kubeconfig, "127.0.0.1:0", &[])
 }
 
@@ -44,31 +29,16 @@ fn free_address() -> String {
     listener.local_addr().unwrap().to_string()
 }
 
-/// Starts `ecs-image-operator run` with a probe address and extra flags.
-fn spawn_operator_with(rig: &Rig, kubeconfig: &Path, probes: &str, extra: &[&str]) -> Operator {
-    let child = Command::new(env!("CARGO_BIN_EXE_ecs-image-operator"))
-        .args(["run", "--kubeconfig"])
-        .arg(kubeconfig)
-        .args([
-            "--ecs-endpoint",
-            &rig.emulator.url(),
-            "--probe-address",
-            probes,
-            "--poll-interval-seconds",
-            "1",
-        ])
-        .args(extra)
-        .env_remove("KUBECONFIG")
-        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", emulator_support::AK_ID)
-        .env(
-            "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-            emulator_support::AK_SECRET,
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    Operator(child)
+/// Starts `ecs-image-operator run` with a probe address, a 1 s poll and extra flags.
+fn spawn_operator_with(
+    rig: &Rig,
+    kubeconfig: &Path,
+    probes: &str,
+    extra: &[&str],
+) -> OperatorProcess {
+    let mut flags = vec!["--probe-address", probes, "--poll-interval-seconds", "1"];
+    flags.extend_from_slice(extra);
+    OperatorProcess::spawn(kubeconfig, &rig.emulator, &flags)
 }
 
 fn real_imports(rig: &Rig) -> usize {
@@ -304,12 +274,12 @@ async fn sigterm_ends_the_operator_cleanly_and_releases_the_lease() {
     rig.create_minimal("before-term").await;
     rig.wait_available("before-term").await;
 
-    let pid = operator.0.id().to_string();
+    let pid = operator.pid().to_string();
     let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(sent.success());
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let status = loop {
-        if let Some(status) = operator.0.try_wait().unwrap() {
+        if let Some(status) = operator.try_wait().unwrap() {
             break status;
         }
         assert!(

@@ -716,21 +716,9 @@ impl World {
         region: &str,
         ids: &[&str],
     ) -> Vec<&'a ImageRec> {
-        if ids.is_empty() {
-            return self
-                .images
-                .values()
-                .filter(|image| image.account == account && image.region == region)
-                .collect();
-        }
-        let mut wanted = ids.to_vec();
-        // Ids sort like creation order (`m-emu` + a zero-padded serial), as the scan does.
-        wanted.sort_unstable();
-        wanted.dedup();
-        wanted
-            .into_iter()
-            .filter_map(|id| self.image(account, region, id))
-            .collect()
+        among(&self.images, ids, |image| {
+            image.account == account && image.region == region
+        })
     }
 
     /// Every image of every account (admin view).
@@ -753,20 +741,9 @@ impl World {
         region: &str,
         ids: &[&str],
     ) -> Vec<&'a TaskRec> {
-        if ids.is_empty() {
-            return self
-                .tasks
-                .values()
-                .filter(|task| task.account == account && task.region == region)
-                .collect();
-        }
-        let mut wanted = ids.to_vec();
-        wanted.sort_unstable();
-        wanted.dedup();
-        wanted
-            .into_iter()
-            .filter_map(|id| self.task(account, region, id))
-            .collect()
+        among(&self.tasks, ids, |task| {
+            task.account == account && task.region == region
+        })
     }
 
     /// Every task of every account (admin view).
@@ -1148,6 +1125,26 @@ impl World {
     pub fn random_u64(&mut self) -> u64 {
         self.rng.random()
     }
+}
+
+/// The records named in `ids` that `owned` accepts, in key order (ids sort like creation order:
+/// a prefix and a zero-padded serial), or every accepted record when `ids` is empty.
+fn among<'a, T>(
+    records: &'a BTreeMap<String, T>,
+    ids: &[&str],
+    owned: impl Fn(&T) -> bool,
+) -> Vec<&'a T> {
+    if ids.is_empty() {
+        return records.values().filter(|record| owned(record)).collect();
+    }
+    let mut wanted = ids.to_vec();
+    wanted.sort_unstable();
+    wanted.dedup();
+    wanted
+        .into_iter()
+        .filter_map(|id| records.get(id))
+        .filter(|record| owned(record))
+        .collect()
 }
 
 #[cfg(test)]

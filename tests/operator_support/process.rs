@@ -52,6 +52,11 @@ impl OperatorProcess {
         self.0.id()
     }
 
+    /// The exit status, if the process has exited.
+    pub fn try_wait(&mut self) -> std::io::Result<Option<std::process::ExitStatus>> {
+        self.0.try_wait()
+    }
+
     /// SIGKILL, then reaps the process.
     pub fn kill(&mut self) {
         let _ = self.0.kill();
