@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use ecs_image_operator::api::image_import::{PAUSED_ANNOTATION, Phase};
 use ecs_image_operator::emulator::faults::{FaultSettings, FaultSpec};
-use ecs_image_operator::emulator::world::AccountPatch;
 use kube::ResourceExt;
 use operator_support::*;
 use serde_json::json;
@@ -184,14 +183,7 @@ async fn imports_and_deletions_finish_through_a_throttling_storm() {
 async fn many_imports_are_polled_in_batches() {
     // 2 emulated minutes per import take 4 s at 30×: about 20 poll rounds of 200 ms.
     let mut rig = Rig::start(30.0).await;
-    rig.emulator.patch_account(
-        "default",
-        AccountPatch {
-            image_quota: Some(10_000),
-            snapshot_quota: Some(10_000),
-            ..Default::default()
-        },
-    );
+    rig.raise_quotas(10_000);
     rig.start_controller().await;
     const N: usize = 120;
     let names: Vec<String> = (0..N).map(|i| format!("batch-{i:03}")).collect();

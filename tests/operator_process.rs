@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use ecs_image_operator::api::image_import::Phase;
-use ecs_image_operator::emulator::faults::{FaultSettings, FaultSpec};
+use ecs_image_operator::emulator::faults::FaultSettings;
 use kube::ResourceExt;
 use kube_double::{FaultAction, FaultRule};
 use operator_support::process::OperatorProcess;
@@ -62,17 +62,7 @@ async fn a_kill_between_import_and_status_write_never_makes_a_second_image() {
     // ECS answers ImportImage slowly; once the operator has recorded `Pending` (it always does
     // before importing), status writes of this resource hang: it gets ECS's answer but cannot
     // record the IDs before it is killed.
-    rig.emulator.set_faults(FaultSettings {
-        actions: [(
-            "ImportImage".to_string(),
-            FaultSpec {
-                latency_ms: 1_500,
-                ..Default::default()
-            },
-        )]
-        .into(),
-        ..Default::default()
-    });
+    rig.slow_imports();
     let mut first = spawn_operator(&rig, &kubeconfig);
     rig.wait_for("crashy", "Pending recorded", |o| {
         phase(o) == Some(Phase::Pending)

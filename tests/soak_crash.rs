@@ -19,8 +19,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use ecs_image_operator::api::image_import::{ImageImport, Phase};
-use ecs_image_operator::emulator::faults::{FaultSettings, FaultSpec};
-use ecs_image_operator::emulator::world::AccountPatch;
+use ecs_image_operator::emulator::faults::FaultSettings;
 use kube::ResourceExt;
 use kube::api::ListParams;
 use kube_double::{FaultAction, FaultRule};
@@ -103,17 +102,7 @@ impl Soak {
     /// A resource whose import ECS accepts while its status write hangs; the operator is killed
     /// right then, and restarted with a healthy API.
     async fn kill_between_import_and_status_write(&mut self, name: &str) {
-        self.rig.emulator.set_faults(FaultSettings {
-            actions: [(
-                "ImportImage".to_string(),
-                FaultSpec {
-                    latency_ms: 1_500,
-                    ..Default::default()
-                },
-            )]
-            .into(),
-            ..Default::default()
-        });
+        self.rig.slow_imports();
         let uid = self.rig.create_minimal(name).await.uid().unwrap();
         self.rig
             .wait_for(name, "Pending recorded", |o| {
@@ -200,14 +189,7 @@ async fn killed_at_random_moments_the_operator_makes_one_image_per_resource_and_
     );
     // 2 emulated minutes per import (a 2 GiB object) take 2 s at 60×: kills land mid-import.
     let rig = Rig::start(60.0).await;
-    rig.emulator.patch_account(
-        "default",
-        AccountPatch {
-            image_quota: Some(10_000),
-            snapshot_quota: Some(10_000),
-            ..Default::default()
-        },
-    );
+    rig.raise_quotas(10_000);
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     rig.kube.write_kubeconfig(&kubeconfig).unwrap();

@@ -29,7 +29,6 @@ use ecs_image_operator::ecs::endpoint::EcsEndpoint;
 use ecs_image_operator::ecs::retry::Backoff;
 use ecs_image_operator::ecs::{ClientConfig, EcsClient};
 use ecs_image_operator::emulator::faults::{FaultSettings, FaultSpec};
-use ecs_image_operator::emulator::world::AccountPatch;
 use kube::ResourceExt;
 use kube::api::ListParams;
 use operator_support::process::admin_images;
@@ -97,14 +96,7 @@ async fn under_throttling_5xx_latency_and_drops_everything_finishes_within_the_r
     let patience = Duration::from_secs(if long { 900 } else { 120 });
     // 2 emulated minutes per import take 1 s at 120×.
     let mut rig = Rig::start(120.0).await;
-    rig.emulator.patch_account(
-        "default",
-        AccountPatch {
-            image_quota: Some(10_000),
-            snapshot_quota: Some(10_000),
-            ..Default::default()
-        },
-    );
+    rig.raise_quotas(10_000);
     rig.emulator.set_faults(settings());
     // The operator's client: a budget of RATE per second, retries as in production but faster.
     rig.ecs = Arc::new(

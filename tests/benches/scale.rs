@@ -45,8 +45,8 @@ use std::time::{Duration, Instant};
 
 use ecs_image_operator::api::image_import::{ImageImport, Phase};
 use ecs_image_operator::ecs::api::{ALL_IMAGE_STATUSES, DescribeImagesRequest};
-use ecs_image_operator::emulator::world::{AccountPatch, ImportTiming};
-use ecs_image_operator::emulator::{Emulator, EmulatorConfig, EmulatorHandle};
+use ecs_image_operator::emulator::world::ImportTiming;
+use ecs_image_operator::emulator::{Emulator, EmulatorConfig};
 use futures::{StreamExt, TryStreamExt};
 use jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
@@ -145,17 +145,6 @@ fn emulator_config(time_scale: f64) -> EmulatorConfig {
     }
 }
 
-fn raise_quotas(emulator: &EmulatorHandle) {
-    emulator.patch_account(
-        "default",
-        AccountPatch {
-            image_quota: Some(1_000_000),
-            snapshot_quota: Some(1_000_000),
-            ..Default::default()
-        },
-    );
-}
-
 /// What one size measured.
 struct Figures {
     n: usize,
@@ -215,7 +204,7 @@ async fn poll_rounds(port: u16) -> f64 {
 async fn measure(n: usize) -> Figures {
     let started = Instant::now();
     let rig = Rig::start_with(emulator_config(TIME_SCALE)).await;
-    raise_quotas(&rig.emulator);
+    rig.raise_quotas(1_000_000);
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     rig.kube.write_kubeconfig(&kubeconfig).unwrap();
@@ -392,7 +381,7 @@ async fn measure(n: usize) -> Figures {
 async fn baseline(n: usize) -> (u64, u64) {
     // The clock only moves when the baseline steps it.
     let emulator = Emulator::start(emulator_config(1e-9)).await.unwrap();
-    raise_quotas(&emulator);
+    operator_support::raise_quotas(&emulator, 1_000_000);
     let client = Arc::new(emulator_support::client_with(&emulator, 4));
     let creds = Arc::new(emulator_support::creds());
     let mut pending: Vec<String> = futures::stream::iter(0..n)

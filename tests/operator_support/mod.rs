@@ -16,6 +16,8 @@ use ecs_image_operator::ecs::api::{ALL_IMAGE_STATUSES, DescribeImagesRequest, Im
 use ecs_image_operator::ecs::endpoint::EcsEndpoint;
 use ecs_image_operator::ecs::retry::Backoff;
 use ecs_image_operator::ecs::{ClientConfig, CredentialProvider, Credentials, EcsClient};
+use ecs_image_operator::emulator::faults::{FaultSettings, FaultSpec};
+use ecs_image_operator::emulator::world::AccountPatch;
 use ecs_image_operator::emulator::{EmulatorConfig, EmulatorHandle};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
@@ -81,6 +83,18 @@ pub fn ecs_client(emulator: &EmulatorHandle) -> EcsClient {
     .unwrap()
 }
 
+/// Raises the test account's image and snapshot quotas in `emulator` to `to`.
+pub fn raise_quotas(emulator: &EmulatorHandle, to: u32) {
+    emulator.patch_account(
+        "default",
+        AccountPatch {
+            image_quota: Some(to),
+            snapshot_quota: Some(to),
+            ..Default::default()
+        },
+    );
+}
+
 /// A Kubernetes client of the double.
 pub async fn kube_client(kube: &Server) -> Client {
     ecs_image_operator::ecs::ensure_tls_provider();
@@ -117,6 +131,27 @@ impl Rig {
             timing: fast_timing(),
             controller: None,
         }
+    }
+
+    /// Raises the test account's image and snapshot quotas to `to`, for runs of many imports.
+    pub fn raise_quotas(&self, to: u32) {
+        raise_quotas(&self.emulator, to);
+    }
+
+    /// Makes ECS answer `ImportImage` after 1.5 s: long enough to stop or kill the operator
+    /// between ECS accepting an import and the status write that records its IDs.
+    pub fn slow_imports(&self) {
+        self.emulator.set_faults(FaultSettings {
+            actions: [(
+                "ImportImage".to_string(),
+                FaultSpec {
+                    latency_ms: 1_500,
+                    ..Default::default()
+                },
+            )]
+            .into(),
+            ..Default::default()
+        });
     }
 
     /// Settings of the controller: the emulator's key as operator-wide credentials.
