@@ -850,3 +850,104 @@ fn an_accepted_import_records_its_ids_and_announces_the_importing_phase() {
     let reasons: Vec<&str> = decision.events.iter().map(|e| e.reason.as_str()).collect();
     assert_eq!(reasons, ["Importing"]);
 }
+
+/// A status as the API server returns it after a restart: written, then read back.
+fn read_back(status: &ImageImportStatus) -> ImageImportStatus {
+    serde_json::from_value(serde_json::to_value(status).unwrap()).unwrap()
+}
+
+fn nothing_in_ecs() -> Observed {
+    Observed {
+        image: Lookup::Missing,
+        task: Lookup::NotAsked,
+    }
+}
+
+#[test]
+fn every_operator_code_is_retried_by_its_stored_rule_after_a_restart() {
+    use ecs_image_operator::api::image_import::RetryRule;
+    use ecs_image_operator::ecs::error::OPERATOR_CODES;
+    let timing = Timing::default();
+    for known in OPERATOR_CODES {
+        let fixture = Fixture::new();
+        let failed = decision::after_failure(
+            &fixture.resource(),
+            &ImageImportStatus::default(),
+            &Failure::minted(known.code, format!("{} happened", known.code)),
+            1,
+            &timing,
+            now(),
+        );
+        let stored = read_back(&failed.status);
+        let rule = stored.last_error.as_ref().and_then(|e| e.retry);
+        let restarted = Fixture::new().with_status(stored);
+        let soon = restarted.apply(&nothing_in_ecs(), later(5));
+        let after_external_retry = restarted.apply(&nothing_in_ecs(), later(301));
+        match known.class {
+            ErrorClass::Retryable | ErrorClass::RefreshCredentials => {
+                assert_eq!(rule, Some(RetryRule::Backoff), "{}", known.code);
+                assert_eq!(
+                    soon.action,
+                    EcsAction::Import,
+                    "{} retries soon",
+                    known.code
+                );
+            }
+            ErrorClass::External => {
+                assert_eq!(rule, Some(RetryRule::Slowly), "{}", known.code);
+                assert_eq!(soon.action, EcsAction::None, "{} waits", known.code);
+                assert_eq!(
+                    after_external_retry.action,
+                    EcsAction::Import,
+                    "{} is retried slowly",
+                    known.code
+                );
+            }
+            ErrorClass::InvalidRequest => {
+                assert_eq!(rule, Some(RetryRule::OnChange), "{}", known.code);
+                assert_eq!(
+                    after_external_retry.action,
+                    EcsAction::None,
+                    "{} waits for a change",
+                    known.code
+                );
+                let mut edited = Fixture::new().with_status(restarted.status.clone());
+                edited.object.metadata.generation = Some(2);
+                assert_eq!(
+                    edited.apply(&nothing_in_ecs(), later(5)).action,
+                    EcsAction::Import,
+                    "{} is retried once the spec changes",
+                    known.code
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_stall_stored_by_an_older_release_without_a_rule_is_retried_slowly() {
+    // What the previous release wrote for an unreadable 200 answer: stalled, no retry rule.
+    let fixture = Fixture::new();
+    let mut stalled = decision::after_failure(
+        &fixture.resource(),
+        &ImageImportStatus::default(),
+        &failure("UnreadableResponse", ErrorClass::External),
+        1,
+        &Timing::default(),
+        now(),
+    )
+    .status;
+    if let Some(error) = stalled.last_error.as_mut() {
+        error.retry = None;
+    }
+    let restarted = Fixture::new().with_status(read_back(&stalled));
+    assert_eq!(
+        restarted.apply(&nothing_in_ecs(), later(60)).action,
+        EcsAction::None
+    );
+    assert_eq!(
+        restarted.apply(&nothing_in_ecs(), later(301)).action,
+        EcsAction::Import,
+        "no code can wedge a resource for good"
+    );
+}

@@ -155,3 +155,56 @@ fn every_known_code_is_classified_as_its_table_row_says_and_survives_a_round_tri
         assert_eq!(error.class(), known.class, "{}", known.code);
     }
 }
+
+#[test]
+fn every_code_the_operator_mints_is_in_the_one_table_with_its_class() {
+    use ecs_image_operator::ecs::CredentialsError;
+    use ecs_image_operator::ecs::error::{EcsError, OPERATOR_CODES, operator_code_class};
+    use std::time::Duration;
+    let minted = [
+        EcsError::Timeout {
+            action: "DescribeTasks",
+            timeout: Duration::from_secs(1),
+        },
+        // A 2xx answer that cannot be read is a hiccup to retry, never a stall.
+        EcsError::Decode {
+            action: "ImportImage",
+            status: 200,
+            detail: "missing field ImageId".into(),
+        },
+        EcsError::Decode {
+            action: "ImportImage",
+            status: 404,
+            detail: "<html>".into(),
+        },
+        EcsError::Endpoint("http://example.invalid".into()),
+        EcsError::InvalidRequest("too long".into()),
+        EcsError::Credentials(CredentialsError::NotConfigured),
+        EcsError::Credentials(CredentialsError::SecretKeyMissing("accessKeyId")),
+        EcsError::Credentials(CredentialsError::Metadata("no role".into())),
+        EcsError::Credentials(CredentialsError::Endpoint("bad".into())),
+        EcsError::Credentials(CredentialsError::Decode {
+            service: "STS",
+            status: 200,
+            detail: "x".into(),
+        }),
+    ];
+    for error in &minted {
+        let code = error.code();
+        assert!(
+            OPERATOR_CODES.iter().any(|known| known.code == code),
+            "{code} is minted but not in OPERATOR_CODES"
+        );
+        assert_eq!(error.class(), operator_code_class(code), "{code}");
+    }
+    assert_eq!(minted[1].class(), ErrorClass::Retryable);
+    for known in OPERATOR_CODES {
+        assert!(
+            known_code(known.code).is_none(),
+            "{} is both an ECS code and one of ours",
+            known.code
+        );
+    }
+    // A code left out of the table by mistake is retried, never treated as "wait for a change".
+    assert_eq!(operator_code_class("SomethingNew"), ErrorClass::Retryable);
+}

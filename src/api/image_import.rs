@@ -532,4 +532,22 @@ pub struct LastError {
     /// When the error happened; errors fixed outside Kubernetes are retried a while after it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time: Option<Time>,
+    /// How the operator retries this error, decided when it happened and read back after a restart
+    /// (never re-derived from the code): `Backoff`, `Slowly` or `OnChange`. A status written by an
+    /// older release has none and is retried `Slowly`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryRule>,
+}
+
+/// How an error is retried.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum RetryRule {
+    /// Transient (throttling, 5xx, network, an unreadable answer): retried soon, with jittered
+    /// exponential backoff.
+    Backoff,
+    /// Blocked by something fixed outside Kubernetes (quota, RAM role, an OSS object not there
+    /// yet): retried every `--external-retry-seconds`.
+    Slowly,
+    /// The request itself is wrong: retried when the spec or the credentials Secret changes.
+    OnChange,
 }

@@ -20,13 +20,13 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::conditions::{self, reasons, types};
+use crate::api::image_import::RetryRule;
 use crate::api::image_import::{
     DeletionPolicy, ImageImportSpec, ImageImportStatus, LastError, NAME_TAG, NAMESPACE_TAG, Phase,
     UID_TAG,
 };
 use crate::ecs::ErrorClass;
 use crate::ecs::api::TaskStatus;
-use crate::ecs::error::classify;
 use crate::ecs::retry::Backoff;
 
 /// The resource as the decision sees it.
@@ -254,6 +254,19 @@ pub struct Failure {
     pub class: ErrorClass,
 }
 
+impl Failure {
+    /// A failure under one of the operator's own codes, classed by the one table of them
+    /// ([`crate::ecs::error::OPERATOR_CODES`]).
+    pub fn minted(code: &str, message: String) -> Self {
+        Self {
+            code: code.to_string(),
+            message,
+            request_id: None,
+            class: crate::ecs::error::operator_code_class(code),
+        }
+    }
+}
+
 /// The `ClientToken` of a resource's import: its UID, which ECS accepts (ASCII, ≤ 64 characters).
 ///
 /// The UID never changes and never repeats, so every attempt of every operator replica, before and
@@ -454,6 +467,8 @@ pub fn apply(
                 message: message.clone(),
                 request_id: None,
                 time: Some(time(now)),
+                // ECS tried and failed: importing the same file again fails the same way.
+                retry: Some(RetryRule::OnChange),
             });
             status.observed_generation = generation;
             set_all(
@@ -550,13 +565,14 @@ fn before_import(
         let same_spec = status.observed_generation == generation;
         let same_credentials =
             status.observed_credentials_version.as_deref() == resource.credentials_version;
-        let class = classify(&error.code, 400);
+        // The rule stored with the error, never re-derived from its code; a status from a
+        // release that stored none is retried slowly, so it cannot stay stuck.
         if same_spec && same_credentials {
-            match class {
-                ErrorClass::InvalidRequest => {
+            match error.retry.unwrap_or(RetryRule::Slowly) {
+                RetryRule::OnChange => {
                     return finish(resource, status, EcsAction::None, None);
                 }
-                ErrorClass::External => {
+                RetryRule::Slowly => {
                     let waited = elapsed_since(error.time.as_ref(), now).unwrap_or(Duration::MAX);
                     if waited < timing.external_retry {
                         return finish(
@@ -567,7 +583,7 @@ fn before_import(
                         );
                     }
                 }
-                ErrorClass::Retryable | ErrorClass::RefreshCredentials => {}
+                RetryRule::Backoff => {}
             }
         }
     }
@@ -659,6 +675,7 @@ pub fn after_failure(
         message: failure.message.clone(),
         request_id: failure.request_id.clone(),
         time: Some(time(now)),
+        retry: Some(retry_rule(failure.class)),
     });
     status.observed_generation = Some(resource.generation);
     status.observed_credentials_version = resource.credentials_version.map(String::from);
@@ -707,6 +724,15 @@ pub fn after_failure(
             });
             decision
         }
+    }
+}
+
+/// How a failure of this class is retried, as stored in `lastError.retry`.
+pub fn retry_rule(class: ErrorClass) -> RetryRule {
+    match class {
+        ErrorClass::Retryable | ErrorClass::RefreshCredentials => RetryRule::Backoff,
+        ErrorClass::External => RetryRule::Slowly,
+        ErrorClass::InvalidRequest => RetryRule::OnChange,
     }
 }
 

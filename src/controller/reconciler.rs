@@ -35,7 +35,7 @@ use crate::ecs::api::{
     ImportImageRequest, ModifyImageAttributeRequest, RESOURCE_TYPE_IMAGE, Tag, TagFilter,
     TagResourcesRequest, UntagResourcesRequest,
 };
-use crate::ecs::{CredentialProvider, Credentials, CredentialsError, EcsError, ErrorClass};
+use crate::ecs::{CredentialProvider, Credentials, CredentialsError, EcsError};
 use crate::metrics::Metrics;
 
 /// The field manager of every write.
@@ -398,12 +398,7 @@ impl<P: EcsPort> Context<P> {
                 .map(|provider| (provider, None))
                 .ok_or_else(|| {
                     let error = CredentialsError::NotConfigured;
-                    Failure {
-                        code: error.code().to_string(),
-                        message: error.to_string(),
-                        request_id: None,
-                        class: ErrorClass::External,
-                    }
+                    Failure::minted(error.code(), error.to_string())
                 });
         };
         let namespace = object.namespace().unwrap_or_default();
@@ -411,23 +406,25 @@ impl<P: EcsPort> Context<P> {
         let secret = match secrets.get_opt(&reference.name).await {
             Ok(Some(secret)) => secret,
             Ok(None) => {
-                return Err(Failure {
-                    code: "CredentialsSecretNotFound".into(),
-                    message: format!("Secret {namespace}/{} does not exist", reference.name),
-                    request_id: None,
-                    class: ErrorClass::InvalidRequest,
-                });
+                return Err(Failure::minted(
+                    "CredentialsSecretNotFound",
+                    format!("Secret {namespace}/{} does not exist", reference.name),
+                ));
+            }
+            Err(kube::Error::Api(status)) if status.is_forbidden() => {
+                return Err(Failure::minted(
+                    "CredentialsSecretForbidden",
+                    secret_forbidden_message(&namespace, &reference.name),
+                ));
             }
             Err(error) => {
-                return Err(Failure {
-                    code: "CredentialsSecretUnreadable".into(),
-                    message: format!(
+                return Err(Failure::minted(
+                    "CredentialsSecretUnreadable",
+                    format!(
                         "failed to read Secret {namespace}/{}: {error}",
                         reference.name
                     ),
-                    request_id: None,
-                    class: ErrorClass::Retryable,
-                });
+                ));
             }
         };
         let version = secret.resource_version().unwrap_or_default();
@@ -443,11 +440,11 @@ impl<P: EcsPort> Context<P> {
             .into_iter()
             .map(|(key, value)| (key, value.0))
             .collect();
-        let credentials = Credentials::from_secret_data(&data).map_err(|error| Failure {
-            code: error.code().to_string(),
-            message: format!("Secret {namespace}/{}: {error}", reference.name),
-            request_id: None,
-            class: ErrorClass::InvalidRequest,
+        let credentials = Credentials::from_secret_data(&data).map_err(|error| {
+            Failure::minted(
+                error.code(),
+                format!("Secret {namespace}/{}: {error}", reference.name),
+            )
         })?;
         let provider = Arc::new(CredentialProvider::fixed(credentials));
         lock(&self.secret_credentials).insert(key, (version.clone(), Arc::clone(&provider)));
@@ -517,6 +514,18 @@ impl<P: EcsPort> Context<P> {
             }
         }
     }
+}
+
+/// What a namespace admin runs so the operator may read credentials Secrets there; the
+/// ClusterRole is the chart's (`<release>-secret-reader`, named in its README).
+fn secret_forbidden_message(namespace: &str, name: &str) -> String {
+    format!(
+        "the operator may not read Secret {namespace}/{name}: opt the namespace in by binding the chart's \
+         Secret-reader ClusterRole to the operator's ServiceAccount, e.g. `kubectl -n {namespace} create \
+         rolebinding ecs-image-operator-secrets --clusterrole=ecs-image-operator-secret-reader \
+         --serviceaccount=ecs-image-operator:ecs-image-operator` (or list the namespace in the chart's \
+         credentials.secretNamespaces)"
+    )
 }
 
 /// The decision's view of a failed ECS call, with the operator's hint appended.

@@ -54,17 +54,18 @@ pub enum EcsError {
 }
 
 impl EcsError {
-    /// How a caller should react to this error.
+    /// How a caller should react to this error: ECS's codes by [`KNOWN_CODES`], the operator's own
+    /// by [`OPERATOR_CODES`].
     pub fn class(&self) -> ErrorClass {
         match self {
             Self::Api(error) => error.class(),
-            Self::Transport { .. } | Self::Timeout { .. } => ErrorClass::Retryable,
-            // A body we cannot read is most likely a proxy or gateway hiccup.
-            Self::Decode { status, .. } if *status >= 500 => ErrorClass::Retryable,
-            Self::Decode { .. } => ErrorClass::External,
-            Self::Credentials(error) if error.is_transient() => ErrorClass::Retryable,
-            Self::Credentials(_) => ErrorClass::External,
-            Self::Endpoint(_) | Self::InvalidRequest(_) => ErrorClass::InvalidRequest,
+            // A refused OIDC token is fixed by the kubelet's next token or by RAM, never by the
+            // resource: retry slowly unless STS says it is transient.
+            Self::Credentials(CredentialsError::Sts(error)) if error.class().is_retryable() => {
+                error.class()
+            }
+            Self::Credentials(CredentialsError::Sts(_)) => ErrorClass::External,
+            _ => operator_code_class(self.code()),
         }
     }
 
@@ -533,6 +534,50 @@ pub const KNOWN_CODES: &[KnownCode] = &[
     ),
     known("InvalidImageId.NotFound", 404, InvalidRequest),
 ];
+
+/// Every code the operator mints itself (for errors that never got an ECS code), with its class.
+///
+/// The class is decided here once, when the error happens, and stored with it in status
+/// (`lastError.retry`): a stall read back after a restart is retried by the same rule.
+pub const OPERATOR_CODES: &[KnownCode] = &[
+    // The ECS layer (`EcsError`).
+    known("NetworkError", 0, Retryable),
+    known("Timeout", 0, Retryable),
+    // An answer that cannot be read (invalid JSON, missing fields, an HTML page from a gateway) is
+    // most likely a proxy or gateway hiccup, whatever its status: retry it with backoff.
+    known("UnreadableResponse", 0, Retryable),
+    known("ResponseTooLarge", 0, Retryable),
+    known("InvalidEndpoint", 0, InvalidRequest),
+    known("InvalidRequest", 0, InvalidRequest),
+    // Credentials (`CredentialsError`).
+    hinted(
+        "InvalidCredentialsSecret",
+        0,
+        InvalidRequest,
+        "the credentials Secret needs accessKeyId and accessKeySecret (and securityToken for STS keys) as UTF-8 text",
+    ),
+    known("CredentialsNotConfigured", 0, External),
+    known("OIDCTokenFileUnreadable", 0, External),
+    known("MetadataCredentialsUnavailable", 0, External),
+    known("CredentialsServiceUnreachable", 0, Retryable),
+    known("CredentialsServiceUnreadable", 0, Retryable),
+    known("InvalidCredentialsEndpoint", 0, InvalidRequest),
+    // The controller's own (the credentials Secret named by a resource).
+    known("CredentialsSecretNotFound", 0, InvalidRequest),
+    known("CredentialsSecretUnreadable", 0, Retryable),
+    known("CredentialsSecretForbidden", 0, External),
+    known("CredentialsAccountChanged", 0, InvalidRequest),
+    known("CredentialsAccountUnknown", 0, Retryable),
+];
+
+/// The class of an operator-minted code; an unlisted one is retried with backoff, so a code
+/// forgotten in [`OPERATOR_CODES`] can never wedge a resource.
+pub fn operator_code_class(code: &str) -> ErrorClass {
+    OPERATOR_CODES
+        .iter()
+        .find(|known| known.code == code)
+        .map_or(ErrorClass::Retryable, |known| known.class)
+}
 
 /// Codes that mean a `DryRun=true` request passed every check (the docs name both).
 pub const DRY_RUN_SUCCESS_CODES: &[&str] = &["DryRunOperation", "DRYRUN.SUCCESS"];
