@@ -85,6 +85,7 @@ struct Inner {
     progress: Family<ResourceLabels, Gauge>,
     import_duration: Histogram,
     poll_rounds: Counter,
+    status_write_failures: Counter,
     leader: Gauge,
     ready: Gauge,
     /// The last phase seen per (namespace, name): the phase gauge is derived from it, so a
@@ -162,6 +163,12 @@ impl Metrics {
             "Polling rounds that asked ECS about running imports (each asks at most 100 images per call)",
             poll_rounds.clone(),
         );
+        let status_write_failures = Counter::default();
+        registry.register(
+            "status_write_failures",
+            "Status writes refused by the API server even in their compact form",
+            status_write_failures.clone(),
+        );
         let leader = Gauge::default();
         registry.register(
             "leader",
@@ -180,6 +187,7 @@ impl Metrics {
                 progress,
                 import_duration,
                 poll_rounds,
+                status_write_failures,
                 leader,
                 ready,
                 phases: Mutex::new(HashMap::new()),
@@ -287,6 +295,11 @@ impl Metrics {
     /// `Describe*` actions it gives the reads per round.
     pub fn record_poll_round(&self) {
         self.inner.poll_rounds.inc();
+    }
+
+    /// Counts a status write that failed even in its compact form.
+    pub fn record_status_write_failure(&self) {
+        self.inner.status_write_failures.inc();
     }
 
     /// Sets whether this replica is the leader.

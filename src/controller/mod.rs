@@ -1,7 +1,8 @@
 //! The operator's controller. [`decision`] is the pure heart: what to do for one resource given
 //! what ECS reports. [`reconciler`] runs it under kube-runtime; [`poller`] follows running imports
 //! in batches; [`port`] is the controller's only way to ECS; [`events`] publishes Kubernetes Events;
-//! [`leader`] elects the one replica that may run it.
+//! [`status_writer`] writes status (and a compact one when the full one is refused); [`leader`]
+//! elects the one replica that may run it.
 
 pub mod decision;
 pub mod events;
@@ -9,3 +10,4 @@ pub mod leader;
 pub mod poller;
 pub mod port;
 pub mod reconciler;
+pub mod status_writer;

@@ -11,7 +11,7 @@ use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender};
 use futures::{FutureExt, StreamExt};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, PartialObjectMeta, Patch, PatchParams};
+use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{Error as FinalizerError, Event as Finalizer, finalizer};
 use kube::runtime::reflector::{self, ObjectRef};
@@ -25,6 +25,7 @@ use super::decision::{
 use super::events::{EventPublisher, Note};
 use super::poller::{GroupKey, Poller, image_view};
 use super::port::EcsPort;
+use super::status_writer;
 use crate::api::conditions;
 use crate::api::image_import::{
     FINALIZER, ImageImport, ImageImportStatus, PAUSED_ANNOTATION, Phase, UID_TAG,
@@ -38,8 +39,7 @@ use crate::ecs::api::{
 use crate::ecs::{CredentialProvider, Credentials, CredentialsError, EcsError};
 use crate::metrics::Metrics;
 
-/// The field manager of every write.
-pub const FIELD_MANAGER: &str = "ecs-image-operator";
+pub use super::status_writer::FIELD_MANAGER;
 
 /// Errors of the controller layer; each has a stable metric label.
 #[derive(Debug, thiserror::Error)]
@@ -480,17 +480,24 @@ impl<P: EcsPort> Context<P> {
             .clone()
             .ok_or(Error::Incomplete("name"))?;
         let api: Api<ImageImport> = Api::namespaced(self.client.clone(), &namespace);
-        let patch = serde_json::json!({
-            "apiVersion": ImageImport::api_version(&()),
-            "kind": ImageImport::kind(&()),
-            "status": status,
-        });
-        api.patch_status(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
+        if let Err(error) = status_writer::apply(&api, &name, status).await {
+            // Not even the compact status could be stored: say so where people look, since the
+            // status itself keeps showing what it said before.
+            self.metrics.record_status_write_failure();
+            let message = format!(
+                "failed to write status (phase {}): {error}",
+                status.phase.map_or("unknown", Phase::as_str)
+            );
+            let note = Note {
+                warning: true,
+                reason: "StatusWriteFailed",
+                message: &message,
+            };
+            if let Err(event_error) = self.events.publish(object, &note).await {
+                tracing::warn!(name = %object.name_any(), "failed to publish an event: {event_error}");
+            }
+            return Err(error.into());
+        }
         let was = object.status.as_ref().and_then(|s| s.phase);
         if was != Some(Phase::Available)
             && status.phase == Some(Phase::Available)

@@ -56,6 +56,8 @@
 //!   (`metadata.name`, `metadata.namespace`, a CRD's `selectableFields`, and the Event/Secret fields
 //!   the real server supports; others are `400`), `limit`/`continue` with `remainingItemCount`, a
 //!   continue token from before the history window is `410 Gone`.
+//! - etcd's object size limit: a create or update whose stored object would exceed 1.5 MiB
+//!   (etcd's default `--max-request-bytes`) is refused with `500` `etcdserver: request is too large`.
 //! - One resource version counter for all kinds. Watches (`watch=true|1`): from `resourceVersion`
 //!   unset or `0` they start with synthetic ADDED events; from a version still in the bounded event
 //!   history ([`ServerOptions::history_limit`]) they replay what followed; from an older one they send

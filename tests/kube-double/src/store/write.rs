@@ -13,6 +13,20 @@ use crate::resource::{self, ResourceType};
 use crate::schema;
 use crate::selector::{FieldSelector, LabelSelector};
 
+/// etcd's default request limit (`--max-request-bytes`, 1.5 MiB): the real API server cannot store
+/// a larger object and answers `500` with etcd's own words.
+pub const MAX_OBJECT_BYTES: usize = 1_572_864;
+
+fn fits_in_etcd(obj: &Value) -> Result<(), ApiError> {
+    let size = serde_json::to_vec(obj).map_or(0, |bytes| bytes.len());
+    if size > MAX_OBJECT_BYTES {
+        let mut error = ApiError::internal("etcdserver: request is too large");
+        error.details = None;
+        return Err(error);
+    }
+    Ok(())
+}
+
 /// Characters the real server uses for `generateName` suffixes (no vowels, no look-alikes).
 const NAME_SUFFIX_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
@@ -323,6 +337,7 @@ impl State {
                 metadata_mut(&mut obj).insert("managedFields".into(), entries);
             }
         }
+        fits_in_etcd(&obj)?;
         if ctx.dry_run {
             return Ok(resource::present(rt, &obj));
         }
@@ -495,6 +510,7 @@ impl State {
         if comparable(&new) == comparable(&old) {
             return Ok(resource::present(rt, &old));
         }
+        fits_in_etcd(&new)?;
         if ctx.dry_run {
             return Ok(resource::present(rt, &new));
         }

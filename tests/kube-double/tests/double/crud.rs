@@ -583,3 +583,40 @@ async fn kube_runtime_finalizer_helper_adds_and_removes_its_finalizer() {
     reconcile(api.get("a").await.unwrap()).await.unwrap();
     assert_eq!(api_error(api.get("a").await).code, 404);
 }
+
+#[tokio::test]
+async fn objects_over_etcds_limit_are_refused_as_the_real_server_does() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let server = start().await;
+    let client = client(&server).await;
+    let maps: kube::Api<ConfigMap> = kube::Api::namespaced(client, "default");
+    let map = |size: usize| -> ConfigMap {
+        serde_json::from_value(json!({
+            "metadata": {"name": "big"},
+            "data": {"text": "x".repeat(size)},
+        }))
+        .unwrap()
+    };
+    let refused = maps
+        .create(&PostParams::default(), &map(1_600_000))
+        .await
+        .unwrap_err();
+    match refused {
+        kube::Error::Api(status) => {
+            assert_eq!(status.code, 500);
+            assert_eq!(status.message, "etcdserver: request is too large");
+        }
+        other => panic!("{other}"),
+    }
+    maps.create(&PostParams::default(), &map(1_000))
+        .await
+        .unwrap();
+    let grown = maps
+        .patch(
+            "big",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"text": "y".repeat(1_600_000)}})),
+        )
+        .await;
+    assert!(grown.is_err(), "an update over the limit is refused too");
+}
