@@ -239,7 +239,7 @@ async fn follow<P: EcsPort>(
     let mut status = ImageImportStatus::default();
     let mut failures = 0u32;
     loop {
-        let resource = decision_resource(object, &status, None);
+        let resource = decision_resource(object, &status, None, None);
         let observed = match observe(ecs, &region, &status, credentials).await {
             Ok(observed) => observed,
             Err(error) => {

@@ -54,6 +54,8 @@ struct Fixture {
     status: ImageImportStatus,
     paused: bool,
     credentials_version: Option<String>,
+    credentials_account: Option<String>,
+    abandon: bool,
 }
 
 impl Fixture {
@@ -63,6 +65,8 @@ impl Fixture {
             status: ImageImportStatus::default(),
             paused: false,
             credentials_version: None,
+            credentials_account: None,
+            abandon: false,
         }
     }
 
@@ -81,6 +85,8 @@ impl Fixture {
             status: &self.status,
             paused: self.paused,
             credentials_version: self.credentials_version.as_deref(),
+            credentials_account: self.credentials_account.as_deref(),
+            abandon: self.abandon,
         }
     }
 
@@ -949,5 +955,125 @@ fn a_stall_stored_by_an_older_release_without_a_rule_is_retried_slowly() {
         restarted.apply(&nothing_in_ecs(), later(301)).action,
         EcsAction::Import,
         "no code can wedge a resource for good"
+    );
+}
+
+#[test]
+fn the_account_is_recorded_before_the_import_and_then_holds() {
+    let mut fixture = Fixture::new();
+    fixture.credentials_account = Some("1111".into());
+    let pending = fixture.apply(&nothing_in_ecs(), now());
+    assert_eq!(pending.action, EcsAction::Import);
+    assert_eq!(pending.status.account_id.as_deref(), Some("1111"));
+
+    // No image yet: credentials of another account are simply the ones to import with.
+    let mut switched = Fixture::new().with_status(pending.status.clone());
+    switched.credentials_account = Some("2222".into());
+    assert!(decision::account_guard(&switched.resource(), &Timing::default(), now()).is_none());
+    assert_eq!(
+        switched
+            .apply(&nothing_in_ecs(), now())
+            .status
+            .account_id
+            .as_deref(),
+        Some("2222")
+    );
+
+    // A status from an older release, with an image and no account: recorded on first sight.
+    let mut older = Fixture::new().with_status(importing_status());
+    older.credentials_account = Some("1111".into());
+    let seen = older.apply(
+        &Observed {
+            image: Lookup::Found(image("m-1", "Creating", Some(40))),
+            task: Lookup::Found(task("t-1", TaskStatus::Processing, Some(40))),
+        },
+        now(),
+    );
+    assert_eq!(seen.status.account_id.as_deref(), Some("1111"));
+}
+
+#[test]
+fn credentials_of_another_account_stall_instead_of_importing_again() {
+    let mut status = importing_status();
+    status.account_id = Some("1111".into());
+    let mut same = Fixture::new().with_status(status.clone());
+    same.credentials_account = Some("1111".into());
+    assert!(
+        decision::account_guard(&same.resource(), &Timing::default(), now()).is_none(),
+        "a new AccessKey of the same account is simply used"
+    );
+
+    let mut other = Fixture::new().with_status(status);
+    other.credentials_account = Some("2222".into());
+    let stalled = decision::account_guard(&other.resource(), &Timing::default(), now())
+        .expect("another account is refused");
+    assert_eq!(stalled.action, EcsAction::None);
+    assert_eq!(
+        stalled.requeue, None,
+        "nothing to do until the credentials point back"
+    );
+    assert_eq!(
+        stalled.status.phase,
+        Some(Phase::Importing),
+        "the phase stays"
+    );
+    assert_eq!(
+        condition(&stalled.status, types::STALLED),
+        ("True".into(), "CredentialsAccountChanged".into())
+    );
+    let error = stalled.status.last_error.as_ref().unwrap();
+    assert_eq!(error.code, "CredentialsAccountChanged");
+    assert!(
+        error.message.contains("1111") && error.message.contains("2222"),
+        "{}",
+        error.message
+    );
+    assert!(
+        stalled
+            .events
+            .iter()
+            .any(|e| e.warning && e.reason == "CredentialsAccountChanged")
+    );
+}
+
+#[test]
+fn a_deletion_with_another_accounts_credentials_stalls_with_the_way_out() {
+    let mut status = importing_status();
+    status.account_id = Some("1111".into());
+    status.phase = Some(Phase::Deleting);
+    let mut fixture = Fixture::new().with_status(status);
+    fixture.credentials_account = Some("2222".into());
+    let stalled = decision::account_guard(&fixture.resource(), &Timing::default(), now())
+        .expect("another account is refused");
+    assert_eq!(stalled.finalize, Finalize::No, "the finalizer stays");
+    let message = stalled.status.message.as_deref().unwrap_or_default();
+    assert!(
+        message.contains("restore credentials of account 1111"),
+        "{message}"
+    );
+    assert!(
+        message.contains("ecs.image-import.dev/abandon=true"),
+        "{message}"
+    );
+}
+
+#[test]
+fn abandoning_lets_the_resource_go_without_ecs_and_says_what_stays() {
+    let mut status = importing_status();
+    status.account_id = Some("1111".into());
+    let mut fixture = Fixture::new().with_status(status);
+    fixture.abandon = true;
+    let decision = decision::abandon(&fixture.resource());
+    assert_eq!(decision.action, EcsAction::None);
+    assert_eq!(decision.finalize, Finalize::Now);
+    let warning = decision
+        .events
+        .iter()
+        .find(|e| e.warning && e.reason == "Abandoned")
+        .expect("a Warning Event");
+    assert!(
+        warning.message.contains("m-1") && warning.message.contains("1111"),
+        "{}",
+        warning.message
     );
 }

@@ -42,6 +42,9 @@ fn unexpected<T>() -> Result<T, EcsError> {
 }
 
 impl EcsPort for FakeEcs {
+    async fn account_id(&self, _: &CredentialProvider) -> Result<String, EcsError> {
+        unexpected()
+    }
     async fn dry_run_import(
         &self,
         _: &CredentialProvider,

@@ -21,6 +21,10 @@ pub const VERSION: &str = "v1alpha1";
 pub const FINALIZER: &str = "ecs.image-import.dev/cleanup";
 /// `metadata.annotations` key that pauses all ECS changes for a resource when `"true"`.
 pub const PAUSED_ANNOTATION: &str = "ecs.image-import.dev/paused";
+/// `metadata.annotations` key that, when `"true"` on a resource being deleted, lets it go without
+/// touching ECS: the image and any running task are left in their account on purpose (the way out
+/// when the credentials of that account are gone). A Warning Event records it.
+pub const ABANDON_ANNOTATION: &str = "ecs.image-import.dev/abandon";
 /// Prefix of the ECS tags the operator writes; users may not use it.
 pub const RESERVED_TAG_PREFIX: &str = "ecs-image-operator/";
 /// ECS tag holding the resource's `metadata.uid`: how a lost `ImportImage` answer is found again.
@@ -458,6 +462,12 @@ pub struct ImageImportStatus {
     /// ID of the image in ECS (`m-…`), recorded as soon as ECS answers `ImportImage`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_id: Option<String>,
+    /// The Alibaba Cloud account that owns the image (STS `GetCallerIdentity` of the credentials
+    /// used), recorded before `ImportImage`. New credentials of this account are used as they
+    /// come; credentials of another account stall the resource (`CredentialsAccountChanged`)
+    /// instead of importing again or deleting in the wrong account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
     /// ID of the ECS import task (`t-…`), recorded with the image ID.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub import_task_id: Option<String>,

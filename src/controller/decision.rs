@@ -48,6 +48,10 @@ pub struct Resource<'a> {
     pub paused: bool,
     /// `resourceVersion` of the credentials Secret in use, when the resource names one.
     pub credentials_version: Option<&'a str>,
+    /// The account the credentials in use belong to, once known.
+    pub credentials_account: Option<&'a str>,
+    /// The abandon annotation is `"true"`.
+    pub abandon: bool,
 }
 
 /// An image as ECS reports it.
@@ -419,6 +423,13 @@ pub fn apply(
 ) -> Decision {
     let mut status = resource.status.clone();
     let generation = Some(resource.generation);
+    // The account is recorded with the Pending status written before `ImportImage` (and, for a
+    // status from an older release, on first sight); `account_guard` keeps it from changing.
+    if (status.image_id.is_none() || status.account_id.is_none())
+        && let Some(account) = resource.credentials_account
+    {
+        status.account_id = Some(account.to_string());
+    }
 
     // A crash between ImportImage and the status write: the image carries our UID tag; adopt it.
     if status.image_id.is_none()
@@ -432,6 +443,9 @@ pub fn apply(
     let Some(image_id) = status.image_id.clone() else {
         return before_import(resource, status, timing, now);
     };
+    // What follows describes the image as seen with these credentials (a rotation included), so
+    // a settled resource is not looked at again for a Secret it has already used.
+    status.observed_credentials_version = resource.credentials_version.map(String::from);
 
     let task_label = status
         .import_task_id
@@ -697,11 +711,17 @@ pub fn after_failure(
         }
         ErrorClass::InvalidRequest | ErrorClass::External => {
             let slow = failure.class == ErrorClass::External;
-            let retry_note = if slow {
+            let mut retry_note = if slow {
                 format!("; retrying every {}s", timing.external_retry.as_secs())
             } else {
                 "; fix the spec or the credentials Secret".to_string()
             };
+            if deleting {
+                retry_note.push_str(&format!(
+                    "; to let the resource go and leave the image in ECS, annotate it {}=true",
+                    crate::api::image_import::ABANDON_ANNOTATION
+                ));
+            }
             if status.image_id.is_none() && !deleting {
                 status.phase = Some(Phase::Failed);
             }
@@ -725,6 +745,74 @@ pub fn after_failure(
             decision
         }
     }
+}
+
+/// Refuses to act with credentials of another account than the one that owns the recorded image:
+/// in that account the image does not exist, so following it would import again and deleting it
+/// would "succeed" and leave the real image behind. `None` when the account is the same, not yet
+/// known, or no image is recorded (then the new account is simply the one to import in).
+///
+/// A deletion with the abandon annotation is let go without ECS, by [`abandon`].
+pub fn account_guard(resource: &Resource<'_>, timing: &Timing, now: Timestamp) -> Option<Decision> {
+    let owner = resource.status.account_id.as_deref()?;
+    let current = resource.credentials_account?;
+    let recorded = resource.status.image_id.is_some() || resource.status.import_task_id.is_some();
+    if owner == current || !recorded {
+        return None;
+    }
+    let image = resource
+        .status
+        .image_id
+        .as_deref()
+        .or(resource.status.import_task_id.as_deref())
+        .unwrap_or_default();
+    let deleting = resource.status.phase == Some(Phase::Deleting) || resource.abandon;
+    let way_out = if deleting {
+        format!("restore credentials of account {owner} to delete it")
+    } else {
+        format!(
+            "point credentialsSecretRef back at credentials of account {owner} (a new AccessKey of \
+             that account is fine); the image is not imported again"
+        )
+    };
+    let failure = Failure::minted(
+        CREDENTIALS_ACCOUNT_CHANGED,
+        format!(
+            "{image} belongs to account {owner}, but the credentials in use belong to account \
+             {current}: {way_out}"
+        ),
+    );
+    let mut decision = after_failure(resource, resource.status, &failure, 1, timing, now);
+    // Nothing changes in ECS until the credentials point back: no retry on a timer.
+    decision.requeue = None;
+    Some(decision)
+}
+
+/// The code of a stall on credentials of another account.
+pub const CREDENTIALS_ACCOUNT_CHANGED: &str = "CredentialsAccountChanged";
+
+/// Lets a resource being deleted go without touching ECS, because the user asked for it with the
+/// abandon annotation; the Warning Event names what stays behind.
+pub fn abandon(resource: &Resource<'_>) -> Decision {
+    let mut status = resource.status.clone();
+    status.phase = Some(Phase::Deleting);
+    let left = match (&status.image_id, &status.account_id) {
+        (Some(image), Some(account)) => format!("image {image} stays in account {account}"),
+        (Some(image), None) => format!("image {image} stays in ECS"),
+        (None, _) => "nothing recorded in ECS is touched".to_string(),
+    };
+    let message = format!(
+        "abandoned on request ({}=true): {left}",
+        crate::api::image_import::ABANDON_ANNOTATION
+    );
+    status.message = Some(message.clone());
+    let mut decision = finish_cleanup(resource, status, EcsAction::None, None, Finalize::Now);
+    decision.events.push(EventNote {
+        warning: true,
+        reason: "Abandoned".into(),
+        message,
+    });
+    decision
 }
 
 /// How a failure of this class is retried, as stored in `lastError.retry`.

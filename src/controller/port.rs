@@ -73,6 +73,11 @@ pub trait EcsPort: Send + Sync + 'static {
         credentials: &CredentialProvider,
         request: &UntagResourcesRequest,
     ) -> impl Future<Output = Result<(), EcsError>> + Send;
+    /// The account the credentials belong to (STS `GetCallerIdentity`).
+    fn account_id(
+        &self,
+        credentials: &CredentialProvider,
+    ) -> impl Future<Output = Result<String, EcsError>> + Send;
 }
 
 impl EcsPort for EcsClient {
@@ -154,5 +159,11 @@ impl EcsPort for EcsClient {
         request: &UntagResourcesRequest,
     ) -> Result<(), EcsError> {
         self.call(credentials, request).await.map(|_| ())
+    }
+
+    async fn account_id(&self, credentials: &CredentialProvider) -> Result<String, EcsError> {
+        self.caller_identity(credentials)
+            .await
+            .map(|identity| identity.account_id)
     }
 }

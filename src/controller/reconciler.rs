@@ -28,7 +28,8 @@ use super::port::EcsPort;
 use super::status_writer;
 use crate::api::conditions;
 use crate::api::image_import::{
-    FINALIZER, ImageImport, ImageImportStatus, PAUSED_ANNOTATION, Phase, UID_TAG,
+    ABANDON_ANNOTATION, FINALIZER, ImageImport, ImageImportStatus, PAUSED_ANNOTATION, Phase,
+    UID_TAG,
 };
 use crate::ecs::api::{
     ALL_IMAGE_STATUSES, CancelTaskRequest, DeleteImageRequest, DescribeImagesRequest,
@@ -94,6 +95,9 @@ pub struct Context<P: EcsPort> {
     default_credentials: Option<Arc<CredentialProvider>>,
     secret_credentials: Mutex<HashMap<SecretKey, (String, Arc<CredentialProvider>)>>,
     failures: Mutex<HashMap<ObjectRef<ImageImport>, u32>>,
+    /// Account ids by AccessKey ID: an AccessKey belongs to one account for good, so STS is asked
+    /// once per key, not per reconcile.
+    accounts: Mutex<HashMap<String, String>>,
     events: EventPublisher,
     timing: Timing,
     metrics: Metrics,
@@ -142,6 +146,7 @@ pub async fn run<P: EcsPort>(
         default_credentials: settings.default_credentials.clone(),
         secret_credentials: Mutex::new(HashMap::new()),
         failures: Mutex::new(HashMap::new()),
+        accounts: Mutex::new(HashMap::new()),
         events: EventPublisher::new(
             client.clone(),
             &settings.reporter,
@@ -375,6 +380,31 @@ impl<P: EcsPort> Context<P> {
         lock(&self.failures).remove(key);
     }
 
+    /// The account the credentials belong to, asked of STS once per AccessKey.
+    async fn account_of(&self, credentials: &CredentialProvider) -> Result<String, Failure> {
+        let key_id = credentials
+            .credentials()
+            .await
+            .map_err(|error| failure_from(&EcsError::from(error)))?
+            .access_key_id()
+            .to_string();
+        if let Some(account) = lock(&self.accounts).get(&key_id) {
+            return Ok(account.clone());
+        }
+        // STS judges the credentials as ECS would (an unknown key, a wrong secret): the failure
+        // keeps its own code and class.
+        let account = self.ecs.account_id(credentials).await.map_err(|error| {
+            let mut failure = failure_from(&error);
+            failure.message = format!(
+                "failed to learn the account of the credentials (STS GetCallerIdentity): {}",
+                failure.message
+            );
+            failure
+        })?;
+        lock(&self.accounts).insert(key_id, account.clone());
+        Ok(account)
+    }
+
     /// Drops what is kept about a resource whose finalizer goes.
     fn forget(&self, object: &ImageImport) {
         if let (Some(namespace), Some(name)) = (
@@ -555,7 +585,14 @@ pub(crate) fn decision_resource<'a>(
     object: &'a ImageImport,
     status: &'a ImageImportStatus,
     credentials_version: Option<&'a str>,
+    credentials_account: Option<&'a str>,
 ) -> DecisionResource<'a> {
+    let annotated = |key: &str| {
+        object
+            .annotations()
+            .get(key)
+            .is_some_and(|value| value == "true")
+    };
     DecisionResource {
         uid: object.metadata.uid.as_deref().unwrap_or_default(),
         namespace: object.metadata.namespace.as_deref().unwrap_or_default(),
@@ -563,11 +600,10 @@ pub(crate) fn decision_resource<'a>(
         generation: object.metadata.generation.unwrap_or(0),
         spec: &object.spec,
         status,
-        paused: object
-            .annotations()
-            .get(PAUSED_ANNOTATION)
-            .is_some_and(|value| value == "true"),
+        paused: annotated(PAUSED_ANNOTATION),
         credentials_version,
+        credentials_account,
+        abandon: annotated(ABANDON_ANNOTATION),
     }
 }
 
@@ -578,7 +614,7 @@ async fn apply<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Result
     let (credentials, version) = match context.credentials(object).await {
         Ok(found) => found,
         Err(failure) => {
-            let resource = decision_resource(object, &status, None);
+            let resource = decision_resource(object, &status, None, None);
             let failures = context.count_failure(&key);
             let decision = decision::after_failure(
                 &resource,
@@ -591,7 +627,27 @@ async fn apply<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Result
             return finish(object, context, decision).await;
         }
     };
-    let resource = decision_resource(object, &status, version.as_deref());
+    let account = match context.account_of(&credentials).await {
+        Ok(account) => account,
+        Err(failure) => {
+            let resource = decision_resource(object, &status, version.as_deref(), None);
+            let failures = context.count_failure(&key);
+            let decision = decision::after_failure(
+                &resource,
+                &status,
+                &failure,
+                failures,
+                &context.timing,
+                now,
+            );
+            return finish(object, context, decision).await;
+        }
+    };
+    let resource = decision_resource(object, &status, version.as_deref(), Some(&account));
+    if let Some(decision) = decision::account_guard(&resource, &context.timing, now) {
+        context.poller.untrack(&key);
+        return finish(object, context, decision).await;
+    }
 
     // Finished imports whose spec and credentials did not change need no ECS call at all.
     // A stall before the import (no image yet) still goes through the decision, which retries
@@ -1023,6 +1079,17 @@ async fn cleanup<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Resu
     let pending = |decision: &Decision| {
         Error::DeletionPending(decision.requeue.unwrap_or(context.timing.poll_interval))
     };
+    if object
+        .annotations()
+        .get(ABANDON_ANNOTATION)
+        .is_some_and(|value| value == "true")
+    {
+        let resource = decision_resource(object, &status, None, None);
+        let decision = decision::abandon(&resource);
+        context.publish(object, &decision).await;
+        context.forget(object);
+        return Ok(Action::await_change());
+    }
     let retain = object.spec.deletion_policy == crate::api::image_import::DeletionPolicy::Retain;
     let credentials = if retain {
         None
@@ -1031,7 +1098,7 @@ async fn cleanup<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Resu
     };
     let (credentials, version) = match credentials {
         None => {
-            let resource = decision_resource(object, &status, None);
+            let resource = decision_resource(object, &status, None, None);
             let decision = decision::cleanup(&resource, &Observed::default(), &context.timing, now);
             context.publish(object, &decision).await;
             context.forget(object);
@@ -1039,7 +1106,7 @@ async fn cleanup<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Resu
         }
         Some(Ok(found)) => found,
         Some(Err(failure)) => {
-            let resource = decision_resource(object, &status, None);
+            let resource = decision_resource(object, &status, None, None);
             let decision = decision::after_failure(
                 &resource,
                 &deleting(&status),
@@ -1053,7 +1120,31 @@ async fn cleanup<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Resu
             return Err(pending(&decision));
         }
     };
-    let resource = decision_resource(object, &status, version.as_deref());
+    let account = match context.account_of(&credentials).await {
+        Ok(account) => account,
+        Err(failure) => {
+            let resource = decision_resource(object, &status, version.as_deref(), None);
+            let decision = decision::after_failure(
+                &resource,
+                &deleting(&status),
+                &failure,
+                context.count_failure(&key),
+                &context.timing,
+                now,
+            );
+            context.write_status(object, &decision.status).await?;
+            context.publish(object, &decision).await;
+            return Err(pending(&decision));
+        }
+    };
+    let deleting_status = deleting(&status);
+    let guarded = decision_resource(object, &deleting_status, version.as_deref(), Some(&account));
+    if let Some(decision) = decision::account_guard(&guarded, &context.timing, now) {
+        context.write_status(object, &decision.status).await?;
+        context.publish(object, &decision).await;
+        return Err(pending(&decision));
+    }
+    let resource = decision_resource(object, &status, version.as_deref(), Some(&account));
     let observed = match observe_for_cleanup(object, &status, &credentials, context).await {
         Ok(observed) => observed,
         Err(error) => {

@@ -18,6 +18,7 @@ use super::error::{ApiError, DRY_RUN_SUCCESS_CODES, EcsError, ErrorClass, parse_
 use super::params::Params;
 use super::retry::Backoff;
 use super::sign;
+use super::sts::{CallerIdentity, DEFAULT_STS_ENDPOINT, STS_API_VERSION};
 
 /// How the client talks to ECS.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +39,10 @@ pub struct ClientConfig {
     pub user_agent: String,
     /// Told about every attempt (metrics); none by default.
     pub observer: super::observe::Observer,
+    /// Where STS `GetCallerIdentity` goes; when unset, the ECS endpoint if that is a loopback
+    /// override (the emulator serves both, and a test must never reach the real STS), else
+    /// [`DEFAULT_STS_ENDPOINT`].
+    pub sts_endpoint: Option<String>,
 }
 
 /// Default requests per second per account: well under what ECS throttles at for describe calls,
@@ -55,6 +60,7 @@ impl Default for ClientConfig {
             rate_limit: NonZeroU32::new(DEFAULT_RATE_LIMIT),
             user_agent: format!("ecs-image-operator/{}", env!("CARGO_PKG_VERSION")),
             observer: super::observe::Observer::none(),
+            sts_endpoint: None,
         }
     }
 }
@@ -181,6 +187,52 @@ impl EcsClient {
         }
     }
 
+    /// STS `GetCallerIdentity`: the account these credentials belong to.
+    pub async fn caller_identity(
+        &self,
+        credentials: &CredentialProvider,
+    ) -> Result<CallerIdentity, EcsError> {
+        const ACTION: &str = "GetCallerIdentity";
+        let url = self.sts_url()?;
+        let mut params = Params::new();
+        params.set("Version", STS_API_VERSION);
+        let body = self.execute_at(ACTION, &url, params, credentials).await?;
+        let identity: CallerIdentity =
+            serde_json::from_str(&body).map_err(|error| EcsError::Decode {
+                action: ACTION,
+                status: 200,
+                detail: error.to_string(),
+            })?;
+        if identity.account_id.is_empty() {
+            return Err(EcsError::Decode {
+                action: ACTION,
+                status: 200,
+                detail: "no AccountId in the answer".into(),
+            });
+        }
+        Ok(identity)
+    }
+
+    fn sts_url(&self) -> Result<String, EcsError> {
+        let config = &self.inner.config;
+        let base = match (&config.sts_endpoint, &config.endpoint) {
+            (Some(url), _) => url.clone(),
+            (None, EcsEndpoint::Override(base))
+                if reqwest::Url::parse(base)
+                    .ok()
+                    .and_then(|url| url.host_str().map(super::endpoint::is_loopback_host))
+                    .unwrap_or(false) =>
+            {
+                base.clone()
+            }
+            (None, _) => DEFAULT_STS_ENDPOINT.to_string(),
+        };
+        let base =
+            super::endpoint::validate_base_url(&base, super::endpoint::Scheme::HttpsUnlessLoopback)
+                .map_err(EcsError::Endpoint)?;
+        Ok(format!("{base}/"))
+    }
+
     /// `CancelTask`, where "already stopped" and "no such task" are outcomes, not failures.
     pub async fn cancel_task(
         &self,
@@ -228,10 +280,22 @@ impl EcsClient {
             .endpoint
             .url_for(region)
             .map_err(EcsError::Endpoint)?;
+        tracing::trace!(action, region, "calling ECS");
+        self.execute_at(action, &url, params, credentials).await
+    }
+
+    /// Sends one call to `url`, with retries; returns the body of the successful answer.
+    async fn execute_at(
+        &self,
+        action: &'static str,
+        url: &str,
+        params: Params,
+        credentials: &CredentialProvider,
+    ) -> Result<String, EcsError> {
         let max_attempts = self.inner.config.max_attempts.max(1);
         let mut attempt = 1;
         loop {
-            let result = self.attempt(action, &url, &params, credentials).await;
+            let result = self.attempt(action, url, &params, credentials).await;
             let error = match result {
                 Ok(body) => return Ok(body),
                 Err(error) => error,
@@ -249,7 +313,6 @@ impl EcsClient {
             );
             tracing::info!(
                 action,
-                region,
                 attempt,
                 code = error.code(),
                 wait_ms = wait.as_millis() as u64,
@@ -294,7 +357,10 @@ impl EcsClient {
         // Nonce and timestamp are fresh per attempt, so a retry is never mistaken for a replay.
         let mut signed = params.clone();
         signed.set("Action", action);
-        signed.set("Version", API_VERSION);
+        // STS calls bring their own version.
+        if signed.get("Version").is_none() {
+            signed.set("Version", API_VERSION);
+        }
         signed.set("Format", "JSON");
         signed.set("AccessKeyId", credentials.access_key_id());
         signed.set("SignatureMethod", sign::V1_SIGNATURE_METHOD);

@@ -567,7 +567,6 @@ pub const OPERATOR_CODES: &[KnownCode] = &[
     known("CredentialsSecretUnreadable", 0, Retryable),
     known("CredentialsSecretForbidden", 0, External),
     known("CredentialsAccountChanged", 0, InvalidRequest),
-    known("CredentialsAccountUnknown", 0, Retryable),
 ];
 
 /// The class of an operator-minted code; an unlisted one is retried with backoff, so a code

@@ -13,6 +13,7 @@ pub mod params;
 pub mod ratelimit;
 pub mod retry;
 pub mod sign;
+pub mod sts;
 
 pub use client::{CancelOutcome, ClientConfig, DeleteOutcome, EcsClient};
 pub use credentials::{CredentialProvider, CredentialSource, Credentials, CredentialsError};

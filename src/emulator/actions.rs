@@ -126,7 +126,12 @@ pub const ACTIONS: &[&str] = &[
     "TagResources",
     "UntagResources",
     "DescribeRegions",
+    GET_CALLER_IDENTITY,
 ];
+
+/// STS `GetCallerIdentity` (version 2015-04-01), served beside ECS so one emulator answers the
+/// operator's account look-ups.
+pub const GET_CALLER_IDENTITY: &str = "GetCallerIdentity";
 
 /// The fields of a successful answer (the server adds `RequestId`).
 pub type Fields = Vec<(&'static str, Node)>;
@@ -150,6 +155,7 @@ pub fn run(
         "TagResources" => tag_resources(world, account, params),
         "UntagResources" => untag_resources(world, account, params),
         "DescribeRegions" => describe_regions(world, params),
+        GET_CALLER_IDENTITY => Ok(caller_identity(account)),
         _ => Err(EcsFault::new(
             "InvalidAction.NotFound",
             "Specified api is not found, please check your url and method.",
@@ -1325,6 +1331,17 @@ fn untag_resources(world: &mut World, account: &str, params: &Params) -> Result<
         }
     }
     Ok(Vec::new())
+}
+
+/// The emulator's account names stand in for Alibaba Cloud's numeric account ids.
+fn caller_identity(account: &str) -> Fields {
+    vec![
+        ("AccountId", Node::s(account)),
+        ("UserId", Node::s(format!("{account}-user"))),
+        ("Arn", Node::s(format!("acs:ram::{account}:user/emulator"))),
+        ("IdentityType", Node::s("RAMUser")),
+        ("PrincipalId", Node::s(format!("{account}-user"))),
+    ]
 }
 
 fn describe_regions(world: &mut World, params: &Params) -> Result<Fields, EcsFault> {

@@ -30,6 +30,7 @@ use super::world::World;
 use super::{EmulatorError, EmulatorHandle, SimClock, admin};
 use crate::ecs::api::API_VERSION;
 use crate::ecs::params::Params;
+use crate::ecs::sts::STS_API_VERSION;
 
 /// State shared by every connection.
 #[derive(Debug)]
@@ -364,9 +365,15 @@ fn handle(
     } else {
         params.get("Version")
     };
+    // STS shares the endpoint here (one emulator serves both); each action keeps its own version.
+    let wanted = if action == actions::GET_CALLER_IDENTITY {
+        STS_API_VERSION
+    } else {
+        API_VERSION
+    };
     match version {
         None | Some("") => return Err(EcsFault::missing("Version")),
-        Some(API_VERSION) => {}
+        Some(version) if version == wanted => {}
         Some(_) => {
             return Err(EcsFault::new(
                 "InvalidVersion",
