@@ -30,6 +30,9 @@ pub struct RunArgs {
     /// Where ECS, STS and the metadata service are.
     #[command(flatten)]
     pub endpoints: crate::cli::EndpointArgs,
+    /// The ECS attempt timeout and attempts per call.
+    #[command(flatten)]
+    pub attempts: crate::cli::AttemptArgs,
     /// Seconds between polls of running imports (one batched call covers 100 imports).
     #[arg(long, env = "ECS_IMAGE_OPERATOR_POLL_INTERVAL", default_value_t = 15)]
     pub poll_interval_seconds: u64,
@@ -119,6 +122,7 @@ impl RunArgs {
             kubeconfig,
             namespace,
             endpoints,
+            attempts,
             poll_interval_seconds,
             rate_limit,
             concurrency,
@@ -145,12 +149,12 @@ impl RunArgs {
         };
         let client = kube::Client::try_from(config)?;
         let metrics = Metrics::new();
-        let ecs = Arc::new(EcsClient::new(ClientConfig {
+        let ecs = Arc::new(EcsClient::new(attempts.apply(ClientConfig {
             endpoint: endpoints.ecs()?,
             rate_limit: NonZeroU32::new(rate_limit),
             observer: Observer::new(Arc::new(metrics.clone())),
             ..ClientConfig::default()
-        })?);
+        }))?);
         // Without operator-wide credentials, only resources with a credentials Secret can import.
         let default_credentials = match CredentialSource::from_environment(
             |name| std::env::var(name).ok(),
