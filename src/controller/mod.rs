@@ -1,11 +1,12 @@
 //! The operator's controller. [`decision`] is the pure heart: what to do for one resource given
 //! what ECS reports. [`reconciler`] runs it under kube-runtime; [`poller`] follows running imports
 //! in batches; [`port`] is the controller's only way to ECS; [`events`] publishes Kubernetes Events;
-//! [`leader`] elects the one replica that may run it.
+//! [`leader`] elects the one replica that may run it; [`liveness`] tells a wedged run from a healthy one.
 
 pub mod decision;
 pub mod events;
 pub mod leader;
+pub mod liveness;
 pub mod poller;
 pub mod port;
 pub mod reconciler;
