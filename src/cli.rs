@@ -90,6 +90,40 @@ pub struct EcsArgs {
     pub max_attempts: u32,
 }
 
+/// How long one ECS attempt may take and how many attempts a call makes, for `run` and `import`
+/// (the same environment variables as `ecs …`'s `--timeout-seconds` and `--max-attempts`;
+/// `import` already has a `--timeout-seconds` of its own, for the whole import).
+#[derive(Debug, Clone, Args)]
+pub struct AttemptArgs {
+    /// Seconds allowed for one ECS request attempt, from sending it to the last byte of the answer.
+    #[arg(long, env = "ECS_IMAGE_OPERATOR_ECS_TIMEOUT", default_value_t = 30)]
+    pub ecs_timeout_seconds: u64,
+    /// Attempts per ECS call (the first included) when ECS throttles, fails with 5xx or cannot be
+    /// reached; 1 disables retries.
+    #[arg(long, env = "ECS_IMAGE_OPERATOR_ECS_MAX_ATTEMPTS", default_value_t = 4)]
+    pub ecs_max_attempts: u32,
+}
+
+impl Default for AttemptArgs {
+    fn default() -> Self {
+        Self {
+            ecs_timeout_seconds: 30,
+            ecs_max_attempts: 4,
+        }
+    }
+}
+
+impl AttemptArgs {
+    /// `config` with this attempt timeout and attempt count (at least 1 s and 1 attempt).
+    pub fn apply(&self, config: ClientConfig) -> ClientConfig {
+        ClientConfig {
+            request_timeout: Duration::from_secs(self.ecs_timeout_seconds.max(1)),
+            max_attempts: self.ecs_max_attempts.max(1),
+            ..config
+        }
+    }
+}
+
 /// Endpoint overrides shared by `run`, `import` and `ecs …`.
 #[derive(Debug, Clone, Default, Args)]
 pub struct EndpointArgs {
@@ -351,6 +385,66 @@ mod tests {
             }) => assert_eq!(run.namespace, ["team-a", "team-b", "team-c"]),
             other => panic!("unexpected parse: {other:?}"),
         }
+    }
+
+    /// The `--help` text of a subcommand.
+    fn help_of(path: &[&str]) -> String {
+        let mut command = Cli::command();
+        let mut current = &mut command;
+        for name in path {
+            current = current
+                .find_subcommand_mut(name)
+                .unwrap_or_else(|| panic!("no subcommand {name}"));
+        }
+        current.render_long_help().to_string()
+    }
+
+    #[test]
+    fn run_and_import_take_the_attempt_timeout_and_count_with_env_vars() {
+        for path in [&["run"][..], &["import"][..]] {
+            let help = help_of(path);
+            for (flag, env) in [
+                ("--ecs-timeout-seconds", "ECS_IMAGE_OPERATOR_ECS_TIMEOUT"),
+                ("--ecs-max-attempts", "ECS_IMAGE_OPERATOR_ECS_MAX_ATTEMPTS"),
+            ] {
+                assert!(help.contains(flag), "{path:?} --help lacks {flag}:\n{help}");
+                assert!(
+                    help.contains(&format!("env: {env}="))
+                        || help.contains(&format!("env: {env}]")),
+                    "{path:?} --help does not name {env} for {flag}:\n{help}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_attempt_flags_reach_the_client_config() {
+        let cli = Cli::try_parse_from([
+            "ecs-image-operator",
+            "run",
+            "--ecs-timeout-seconds",
+            "7",
+            "--ecs-max-attempts",
+            "2",
+        ]);
+        match cli {
+            Ok(Cli {
+                command: Command::Run(run),
+                ..
+            }) => {
+                let config = run.attempts.apply(ClientConfig::default());
+                assert_eq!(config.request_timeout, Duration::from_secs(7));
+                assert_eq!(config.max_attempts, 2);
+            }
+            other => panic!("unexpected parse: {other:?}"),
+        }
+        let zero = AttemptArgs {
+            ecs_timeout_seconds: 0,
+            ecs_max_attempts: 0,
+        }
+        .apply(ClientConfig::default());
+        assert_eq!(zero.request_timeout, Duration::from_secs(1));
+        assert_eq!(zero.max_attempts, 1);
     }
 
     #[test]

@@ -58,6 +58,9 @@ pub struct ImportArgs {
     /// from the environment, as for `run`.
     #[command(flatten)]
     pub endpoints: crate::cli::EndpointArgs,
+    /// The ECS attempt timeout and attempts per call (also with `--emulator`).
+    #[command(flatten)]
+    pub attempts: crate::cli::AttemptArgs,
 }
 
 /// Why a one-shot import could not run (what ECS says about the import is not an error here: it
@@ -107,12 +110,12 @@ impl ImportArgs {
 
         let (client, credentials, emulator) = if self.emulator {
             let (handle, credentials) = start_emulator(&object, self.time_scale).await?;
-            let config = crate::ecs::ClientConfig {
+            let config = self.attempts.apply(crate::ecs::ClientConfig {
                 endpoint: crate::ecs::endpoint::EcsEndpoint::override_url(&handle.url())
                     .map_err(EcsError::Endpoint)?,
                 rate_limit: None,
                 ..crate::ecs::ClientConfig::default()
-            };
+            });
             tracing::info!(url = %handle.url(), time_scale = self.time_scale, "emulator started");
             (EcsClient::new(config)?, credentials, Some(handle))
         } else {
@@ -120,8 +123,8 @@ impl ImportArgs {
                 region: object.spec.region_id.clone(),
                 endpoints: self.endpoints.clone(),
                 rate_limit: crate::ecs::client::DEFAULT_RATE_LIMIT,
-                timeout_seconds: 30,
-                max_attempts: 4,
+                timeout_seconds: self.attempts.ecs_timeout_seconds,
+                max_attempts: self.attempts.ecs_max_attempts,
             };
             (
                 EcsClient::new(args.client_config()?)?,

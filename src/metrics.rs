@@ -69,6 +69,19 @@ struct ResourceLabels {
 
 type HistogramFamily<S> = Family<S, Histogram, fn() -> Histogram>;
 
+/// Computes readiness for the `ready` gauge.
+type ReadySource = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// Wraps a [`ReadySource`] so `Inner` stays `Debug`.
+#[derive(Clone)]
+struct ReadyFn(ReadySource);
+
+impl std::fmt::Debug for ReadyFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReadyFn")
+    }
+}
+
 /// The operator's metrics; clones share one registry.
 #[derive(Clone, Debug)]
 pub struct Metrics {
@@ -88,6 +101,8 @@ struct Inner {
     status_write_failures: Counter,
     leader: Gauge,
     ready: Gauge,
+    /// Where `ready` comes from at scrape time, when set (the probe server's readiness).
+    ready_source: Mutex<Option<ReadyFn>>,
     /// The last phase seen per (namespace, name): the phase gauge is derived from it, so a
     /// repeated report or a report after a missed one cannot make the counts drift.
     phases: Mutex<HashMap<(String, String), String>>,
@@ -190,6 +205,7 @@ impl Metrics {
                 status_write_failures,
                 leader,
                 ready,
+                ready_source: Mutex::new(None),
                 phases: Mutex::new(HashMap::new()),
             }),
         }
@@ -307,13 +323,32 @@ impl Metrics {
         self.inner.leader.set(i64::from(leader));
     }
 
-    /// Sets whether this replica is ready.
+    /// Sets whether this replica is ready (overridden at each scrape once a source is set).
     pub fn set_ready(&self, ready: bool) {
         self.inner.ready.set(i64::from(ready));
     }
 
+    /// Makes `ready` follow `source` (what `/readyz` answers), read at every encode, so the gauge
+    /// and the probe can never disagree.
+    pub fn set_ready_source(&self, source: impl Fn() -> bool + Send + Sync + 'static) {
+        *self
+            .inner
+            .ready_source
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(ReadyFn(Arc::new(source)));
+    }
+
     /// The whole exposition in the OpenMetrics text format, ending with `# EOF`.
     pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let source = self
+            .inner
+            .ready_source
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(source) = source {
+            self.set_ready((source.0)());
+        }
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.inner.registry)?;
         Ok(text)

@@ -12,6 +12,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use crate::controller::decision::Timing;
 use crate::controller::leader::{LeaderElector, LeaseConfig, StopGrace, while_leader};
+use crate::controller::liveness::{Liveness, Verdict};
 use crate::controller::reconciler::{self, Settings};
 use crate::ecs::observe::Observer;
 use crate::ecs::{ClientConfig, CredentialProvider, CredentialSource, EcsClient};
@@ -30,6 +31,9 @@ pub struct RunArgs {
     /// Where ECS, STS and the metadata service are.
     #[command(flatten)]
     pub endpoints: crate::cli::EndpointArgs,
+    /// The ECS attempt timeout and attempts per call.
+    #[command(flatten)]
+    pub attempts: crate::cli::AttemptArgs,
     /// Seconds between polls of running imports (one batched call covers 100 imports).
     #[arg(long, env = "ECS_IMAGE_OPERATOR_POLL_INTERVAL", default_value_t = 15)]
     pub poll_interval_seconds: u64,
@@ -49,6 +53,14 @@ pub struct RunArgs {
         default_value = "0.0.0.0:8080"
     )]
     pub probe_address: SocketAddr,
+    /// Seconds without progress of the reconcile loop or the ImageImport watch after which
+    /// `/healthz` fails and the kubelet restarts the process (3× the 10-minute resync by default).
+    #[arg(
+        long,
+        env = "ECS_IMAGE_OPERATOR_LIVENESS_STALL",
+        default_value_t = 1800
+    )]
+    pub liveness_stall_seconds: u64,
     /// Seconds allowed for in-flight work after SIGTERM before the process exits anyway.
     #[arg(
         long,
@@ -119,11 +131,13 @@ impl RunArgs {
             kubeconfig,
             namespace,
             endpoints,
+            attempts,
             poll_interval_seconds,
             rate_limit,
             concurrency,
             external_retry_seconds,
             probe_address,
+            liveness_stall_seconds,
             shutdown_timeout_seconds,
             leader_election,
             leader_election_namespace,
@@ -145,12 +159,12 @@ impl RunArgs {
         };
         let client = kube::Client::try_from(config)?;
         let metrics = Metrics::new();
-        let ecs = Arc::new(EcsClient::new(ClientConfig {
+        let ecs = Arc::new(EcsClient::new(attempts.apply(ClientConfig {
             endpoint: endpoints.ecs()?,
             rate_limit: NonZeroU32::new(rate_limit),
             observer: Observer::new(Arc::new(metrics.clone())),
             ..ClientConfig::default()
-        })?);
+        }))?);
         // Without operator-wide credentials, only resources with a credentials Secret can import.
         let default_credentials = match CredentialSource::from_environment(
             |name| std::env::var(name).ok(),
@@ -169,7 +183,10 @@ impl RunArgs {
                 None
             }
         };
-        let health = Health::default();
+        let health = Health {
+            liveness: Liveness::new(Duration::from_secs(liveness_stall_seconds)),
+            ..Health::default()
+        };
         let poll_interval = Duration::from_secs(poll_interval_seconds.max(1));
         let timing = Timing {
             poll_interval,
@@ -192,6 +209,7 @@ impl RunArgs {
             reporter: "ecs-image-operator".into(),
             metrics: metrics.clone(),
             watching: Arc::clone(&health.watching),
+            liveness: health.liveness.clone(),
         };
 
         let listener = tokio::net::TcpListener::bind(probe_address)
@@ -201,6 +219,18 @@ impl RunArgs {
                 source,
             })?;
         let probes = tokio::spawn(serve_probes(listener, health.clone(), metrics.clone()));
+        health.started.store(true, Ordering::SeqCst);
+
+        // Without its CRD the operator can do nothing: say so once, stay unready, and start as
+        // soon as the CRD is served (SIGTERM still ends the wait).
+        tokio::select! {
+            () = wait_for_crd(&client) => health.crd.store(true, Ordering::SeqCst),
+            () = wait_for_signal() => {
+                tracing::info!("shutting down before the CRD was installed");
+                probes.abort();
+                return Ok(());
+            }
+        }
 
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let shutdown = async move {
@@ -266,14 +296,11 @@ impl RunArgs {
             health.leading.store(true, Ordering::SeqCst);
             tokio::spawn(reconciler::run(client, ecs, settings, shutdown))
         };
-        health.started.store(true, Ordering::SeqCst);
-        metrics.set_ready(true);
         tracing::info!(%probe_address, leader_election, "operator started");
 
         wait_for_signal().await;
         tracing::info!("shutting down: finishing in-flight reconciles");
         health.started.store(false, Ordering::SeqCst);
-        metrics.set_ready(false);
         let _ = stop_tx.send(());
         if tokio::time::timeout(grace, &mut controller).await.is_err() {
             tracing::warn!(
@@ -293,11 +320,15 @@ impl RunArgs {
     }
 }
 
-/// What `/readyz` reports.
+/// What `/readyz` and `/healthz` report.
 #[derive(Debug, Clone, Default)]
 pub struct Health {
     /// The process is up and not shutting down.
     pub started: Arc<AtomicBool>,
+    /// The ImageImport CRD is served.
+    pub crd: Arc<AtomicBool>,
+    /// Heartbeats of the controller, for `/healthz`.
+    pub liveness: Liveness,
     /// This replica holds the Lease (always, without leader election).
     pub leading: Arc<AtomicBool>,
     /// The leader's watch of ImageImports has listed them all.
@@ -311,6 +342,9 @@ impl Health {
         if !self.started.load(Ordering::SeqCst) {
             return (false, "not started or shutting down");
         }
+        if !self.crd.load(Ordering::SeqCst) {
+            return (false, CRD_MISSING);
+        }
         if !self.leading.load(Ordering::SeqCst) {
             return (true, "ready: standby (another replica holds the Lease)");
         }
@@ -319,6 +353,94 @@ impl Health {
         } else {
             (false, "leader, waiting for the first list of ImageImports")
         }
+    }
+}
+
+impl Health {
+    /// Live, and why: a running controller whose loop or watch has stalled is not.
+    pub fn liveness(&self) -> (bool, String) {
+        let verdict = self.liveness.verdict();
+        let why = match verdict {
+            Verdict::Idle => "ok: controller not running here (standby or waiting)".to_string(),
+            Verdict::Live => "ok".to_string(),
+            Verdict::LoopStalled(age) => format!(
+                "reconcile loop has made no progress for {} s (limit {} s)",
+                age.as_secs(),
+                self.liveness.stall().as_secs()
+            ),
+            Verdict::WatchStalled(age) => format!(
+                "ImageImport watch has made no progress for {} s (limit {} s)",
+                age.as_secs(),
+                self.liveness.stall().as_secs()
+            ),
+        };
+        (verdict.is_live(), why)
+    }
+}
+
+/// The CRD the operator needs, and how to install it.
+pub const CRD_NAME: &str = "imageimports.ecs.image-import.dev";
+
+const CRD_MISSING: &str = "the CRD imageimports.ecs.image-import.dev is not installed; install it with: ecs-image-operator crd | kubectl apply --server-side -f -";
+
+/// Delay before the `attempt`-th (0-based) look for the CRD: 0.5 s doubling to at most 5 s, so a
+/// CRD installed after the operator is noticed within seconds.
+pub fn crd_retry_delay(attempt: u32) -> Duration {
+    let millis = 500u64.saturating_mul(1u64 << attempt.min(10));
+    Duration::from_millis(millis.min(5_000))
+}
+
+/// Returns once the API server serves ImageImports (discovery of `ecs.image-import.dev/v1alpha1`,
+/// which every authenticated user may read). A missing CRD is logged once; other failures are
+/// logged when they change.
+async fn wait_for_crd(client: &kube::Client) {
+    use crate::api::image_import::ImageImport;
+    use kube::Resource;
+    let group_version = format!("{}/{}", ImageImport::group(&()), ImageImport::version(&()));
+    let plural = ImageImport::plural(&()).to_string();
+    let mut attempt = 0u32;
+    let mut said_missing = false;
+    let mut last_error = String::new();
+    loop {
+        match client.list_api_group_resources(&group_version).await {
+            Ok(list) if list.resources.iter().any(|r| r.name == plural) => {
+                if said_missing || attempt > 0 {
+                    tracing::info!(
+                        crd = CRD_NAME,
+                        "the CRD is installed; starting the controller"
+                    );
+                }
+                return;
+            }
+            Err(kube::Error::Api(status)) if status.code != 404 => {
+                let text = status.to_string();
+                if text != last_error {
+                    tracing::warn!(
+                        crd = CRD_NAME,
+                        "cannot check for the CRD ({text}); retrying"
+                    );
+                    last_error = text;
+                }
+            }
+            Ok(_) | Err(kube::Error::Api(_)) => {
+                if !said_missing {
+                    tracing::error!(crd = CRD_NAME, "{CRD_MISSING}; waiting for it");
+                    said_missing = true;
+                }
+            }
+            Err(error) => {
+                let text = error.to_string();
+                if text != last_error {
+                    tracing::warn!(
+                        crd = CRD_NAME,
+                        "cannot check for the CRD ({text}); retrying"
+                    );
+                    last_error = text;
+                }
+            }
+        }
+        tokio::time::sleep(crd_retry_delay(attempt)).await;
+        attempt = attempt.saturating_add(1);
     }
 }
 
@@ -348,8 +470,24 @@ async fn wait_for_signal() {
 async fn serve_probes(listener: tokio::net::TcpListener, health: Health, metrics: Metrics) {
     use axum::http::StatusCode;
     use axum::routing::get;
+    let live = health.clone();
+    let scraped = health.clone();
+    // `ready` in /metrics is computed at scrape time from the same state /readyz reads, so the two
+    // never disagree.
+    metrics.set_ready_source(move || scraped.readiness().0);
     let app = axum::Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/healthz",
+            get(move || {
+                let live = live.clone();
+                async move {
+                    match live.liveness() {
+                        (true, why) => (StatusCode::OK, why),
+                        (false, why) => (StatusCode::SERVICE_UNAVAILABLE, why),
+                    }
+                }
+            }),
+        )
         .route(
             "/readyz",
             get(move || {
@@ -365,5 +503,52 @@ async fn serve_probes(listener: tokio::net::TcpListener, health: Health, metrics
         .merge(metrics.router());
     if let Err(error) = axum::serve(listener, app).await {
         tracing::error!("probe server stopped: {error}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_crd_is_looked_for_again_within_seconds() {
+        let delays: Vec<u64> = (0..8)
+            .map(|n| crd_retry_delay(n).as_millis() as u64)
+            .collect();
+        assert_eq!(delays, [500, 1000, 2000, 4000, 5000, 5000, 5000, 5000]);
+        assert_eq!(crd_retry_delay(u32::MAX), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn without_the_crd_the_operator_is_not_ready_and_says_how_to_install_it() {
+        let health = Health::default();
+        health.started.store(true, Ordering::SeqCst);
+        health.leading.store(true, Ordering::SeqCst);
+        health.watching.store(true, Ordering::SeqCst);
+        let (ready, why) = health.readiness();
+        assert!(!ready);
+        assert!(
+            why.contains(CRD_NAME)
+                && why.contains("ecs-image-operator crd | kubectl apply --server-side -f -")
+        );
+        health.crd.store(true, Ordering::SeqCst);
+        assert!(health.readiness().0);
+    }
+
+    #[test]
+    fn a_stalled_controller_is_not_live_and_a_standby_is() {
+        let health = Health {
+            liveness: Liveness::new(Duration::from_secs(1)),
+            ..Health::default()
+        };
+        assert!(health.liveness().0, "not running: live");
+        health.liveness.started();
+        assert!(health.liveness().0);
+        std::thread::sleep(Duration::from_millis(1_100));
+        let (live, why) = health.liveness();
+        assert!(!live, "{why}");
+        assert!(why.contains("no progress"), "{why}");
+        health.liveness.stopped();
+        assert!(health.liveness().0);
     }
 }

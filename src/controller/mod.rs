@@ -2,11 +2,12 @@
 //! what ECS reports. [`reconciler`] runs it under kube-runtime; [`poller`] follows running imports
 //! in batches; [`port`] is the controller's only way to ECS; [`events`] publishes Kubernetes Events;
 //! [`status_writer`] writes status (and a compact one when the full one is refused); [`leader`]
-//! elects the one replica that may run it.
+//! elects the one replica that may run it; [`liveness`] tells a wedged run from a healthy one.
 
 pub mod decision;
 pub mod events;
 pub mod leader;
+pub mod liveness;
 pub mod poller;
 pub mod port;
 pub mod reconciler;

@@ -120,6 +120,8 @@ pub struct Settings {
     pub metrics: Metrics,
     /// Set once the watch of ImageImports has listed them all, cleared while it fails (`/readyz`).
     pub watching: Arc<AtomicBool>,
+    /// Heartbeats of the reconcile loop and the watches (`/healthz`).
+    pub liveness: super::liveness::Liveness,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -178,14 +180,30 @@ pub async fn run<P: EcsPort>(
         HashMap::new();
     let shutdown = shutdown.shared();
     let mut controllers = Vec::new();
+    // Liveness: heartbeats count from now; idle ticks wake each controller's runner, and probe
+    // watches show that an idle watch still works.
+    let liveness = settings.liveness.clone();
+    liveness.started();
+    let probes = tokio::spawn(
+        liveness
+            .clone()
+            .probe_watches(client.clone(), scopes.clone()),
+    );
+    let mut ticks = Vec::new();
     for (index, scope) in scopes.into_iter().enumerate() {
         let (route_tx, route_rx) = futures::channel::mpsc::unbounded();
-        routes.insert(scope.clone(), route_tx);
+        routes.insert(scope.clone(), route_tx.clone());
         let ready = Readiness {
             flags: Arc::clone(&flags),
             index,
             aggregate: Arc::clone(&settings.watching),
+            liveness: liveness.clone(),
         };
+        ticks.push(spawn_tick(
+            route_tx.clone(),
+            super::liveness::Liveness::tick_ref(scope.as_deref()),
+            liveness.tick_interval(),
+        ));
         controllers.push(controller(
             &client,
             scope,
@@ -209,7 +227,27 @@ pub async fn run<P: EcsPort>(
     futures::future::join_all(controllers).await;
     router.abort();
     poll_task.abort();
+    probes.abort();
+    ticks.iter().for_each(tokio::task::JoinHandle::abort);
+    liveness.stopped();
     settings.watching.store(false, Ordering::SeqCst);
+}
+
+/// Wakes the runner for the idle tick's object every tick interval, until aborted.
+fn spawn_tick(
+    route: UnboundedSender<ObjectRef<ImageImport>>,
+    reference: ObjectRef<ImageImport>,
+    interval: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(interval);
+        loop {
+            ticker.tick().await;
+            if route.unbounded_send(reference.clone()).is_err() {
+                break;
+            }
+        }
+    })
 }
 
 /// `/readyz` follows the watches: ready once every watched namespace has been listed, not ready
@@ -218,6 +256,7 @@ struct Readiness {
     flags: Arc<Vec<AtomicBool>>,
     index: usize,
     aggregate: Arc<AtomicBool>,
+    liveness: super::liveness::Liveness,
 }
 
 impl Readiness {
@@ -248,15 +287,19 @@ async fn controller<P: EcsPort>(
         None => (Api::all(client.clone()), Api::all(client.clone())),
     };
     let (reader, writer) = reflector::store();
+    let (watch_beat, loop_beat) = (ready.liveness.clone(), ready.liveness.clone());
     // Only changes that can alter a decision wake a resource: our own status writes do not.
     let trigger = watcher(imports, watcher::Config::default().any_semantic())
         .default_backoff()
         .modify(slim_for_cache)
         .reflect(writer)
         .inspect(move |event| match event {
-            Ok(watcher::Event::InitDone) => ready.set(true),
+            Ok(watcher::Event::InitDone) => {
+                watch_beat.watch_beat();
+                ready.set(true);
+            }
             Err(_) => ready.set(false),
-            Ok(_) => {}
+            Ok(_) => watch_beat.watch_beat(),
         })
         .applied_objects()
         .predicate_filter(wake_predicate, PredicateConfig::default());
@@ -272,9 +315,16 @@ async fn controller<P: EcsPort>(
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, context)
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!("reconcile loop: {error}");
+        .for_each(|result| {
+            // Anything the runner finishes, the idle tick's "not found" included, is progress.
+            loop_beat.loop_beat();
+            async move {
+                match result {
+                    Err(kube::runtime::controller::Error::ObjectNotFound(reference))
+                        if reference.name == super::liveness::TICK_NAME => {}
+                    Err(error) => tracing::debug!("reconcile loop: {error}"),
+                    Ok(_) => {}
+                }
             }
         })
         .await;

@@ -329,6 +329,8 @@ impl EmulatorArgs {
             latency_ms: *latency_ms,
             latency_rate: None,
             answer_code: None,
+            // The hostile answers are set over the admin API (`PUT /_emulator/faults`).
+            ..FaultSpec::default()
         };
         let faults = if fault_actions.is_empty() {
             FaultSettings {

@@ -1,5 +1,8 @@
-//! Fault injection: throttling, 5xx answers, added latency and dropped connections, per action or
-//! for all, drawn from a seedable generator so a test run can be repeated exactly.
+//! Fault injection: throttling, 5xx answers, added latency and dropped connections, and hostile
+//! answers a proxy or a broken gateway gives (an HTML 502 page, a 200 that is not JSON, a 200
+//! without the fields the action must return, a truncated body, an oversized body, a request never
+//! answered), per action or for all, drawn from a seedable generator so a test run can be repeated
+//! exactly. A faulted request is never carried out in the world.
 //!
 //! Faults apply to the ECS API only, never to the admin API.
 
@@ -30,7 +33,35 @@ pub struct FaultSpec {
     /// table knows, e.g. `QuotaExceed.Snapshot`), with its documented HTTP status: for codes no
     /// request to the emulator's world would produce.
     pub answer_code: Option<String>,
+    /// Share answered `502 Bad Gateway` with a `text/html` page, as a load balancer or gateway in
+    /// front of ECS would: no ECS error body at all.
+    pub html_502_rate: f64,
+    /// Share answered `200` with a body that is not JSON (nor XML).
+    pub invalid_json_rate: f64,
+    /// Share answered `200` with valid JSON carrying only `RequestId`: every field the action must
+    /// return is missing (`ImportImage` without `ImageId`, `DescribeTasks` without its task set…).
+    pub missing_fields_rate: f64,
+    /// Share answered `200` whose `Content-Length` promises a whole body of which only the first
+    /// half is sent before the connection is closed.
+    pub truncated_rate: f64,
+    /// Share answered `200` with a body of `oversized_bytes` (valid JSON, padded with spaces),
+    /// streamed in chunks so the emulator never holds it in memory.
+    pub oversized_rate: f64,
+    /// Size of an oversized body; 50 MiB when unset.
+    pub oversized_bytes: Option<u64>,
+    /// Share of requests read and then never answered: the connection stays open until the client
+    /// gives up and closes it (or, at the latest, `hang_ms` later, when the emulator closes it).
+    pub hang_rate: f64,
+    /// Longest a hung request is held open, in milliseconds; 10 minutes when unset.
+    pub hang_ms: Option<u64>,
 }
+
+/// Size of an oversized body when [`FaultSpec::oversized_bytes`] is unset: 50 MiB.
+pub const DEFAULT_OVERSIZED_BYTES: u64 = 50 * 1024 * 1024;
+
+/// Longest a hung request is held when [`FaultSpec::hang_ms`] is unset: 10 minutes, far past any
+/// client's timeout, and bounded so a forgotten fault does not keep connections forever.
+pub const DEFAULT_HANG: Duration = Duration::from_secs(600);
 
 impl FaultSpec {
     fn is_quiet(&self) -> bool {
@@ -39,6 +70,25 @@ impl FaultSpec {
             && self.drop_rate <= 0.0
             && self.latency_ms == 0
             && self.answer_code.is_none()
+            && self.hostile_rates().iter().all(|(rate, _)| *rate <= 0.0)
+    }
+
+    /// The hostile answers with their shares, in the order they are drawn.
+    fn hostile_rates(&self) -> [(f64, Fault); 6] {
+        [
+            (self.html_502_rate, Fault::HtmlBadGateway),
+            (self.invalid_json_rate, Fault::InvalidJson),
+            (self.missing_fields_rate, Fault::MissingFields),
+            (self.truncated_rate, Fault::Truncated),
+            (
+                self.oversized_rate,
+                Fault::Oversized(self.oversized_bytes.unwrap_or(DEFAULT_OVERSIZED_BYTES)),
+            ),
+            (
+                self.hang_rate,
+                Fault::Hang(self.hang_ms.map_or(DEFAULT_HANG, Duration::from_millis)),
+            ),
+        ]
     }
 }
 
@@ -75,6 +125,18 @@ pub enum Fault {
     Drop,
     /// Answer with this known ECS error code.
     Answer(&'static str),
+    /// Answer `502` with an HTML page from a gateway.
+    HtmlBadGateway,
+    /// Answer `200` with a body that is not JSON.
+    InvalidJson,
+    /// Answer `200` with JSON holding only `RequestId`.
+    MissingFields,
+    /// Answer `200`, send half the promised body, close the connection.
+    Truncated,
+    /// Answer `200` with a body of this many bytes.
+    Oversized(u64),
+    /// Never answer; close the connection after this long if the client has not.
+    Hang(Duration),
 }
 
 /// The decision for one request.
@@ -147,21 +209,30 @@ impl Faults {
         let latency =
             (spec.latency_ms > 0 && spiked).then(|| Duration::from_millis(spec.latency_ms));
         let draw: f64 = rng.random();
+        let common = spec.drop_rate + spec.throttle_rate + spec.error_rate;
         let fault = if draw < spec.drop_rate {
             Some(Fault::Drop)
         } else if draw < spec.drop_rate + spec.throttle_rate {
             Some(Fault::Throttle)
-        } else if draw < spec.drop_rate + spec.throttle_rate + spec.error_rate {
+        } else if draw < common {
             Some(Fault::ServerError(if rng.random_bool(0.5) {
                 500
             } else {
                 503
             }))
         } else {
-            spec.answer_code
-                .as_deref()
-                .and_then(crate::ecs::error::known_code)
-                .map(|known| Fault::Answer(known.code))
+            // The hostile answers share the rest of the draw, one after the other.
+            let mut upper = common;
+            let hostile = spec.hostile_rates().into_iter().find_map(|(rate, fault)| {
+                upper += rate.max(0.0);
+                (draw < upper).then_some(fault)
+            });
+            hostile.or_else(|| {
+                spec.answer_code
+                    .as_deref()
+                    .and_then(crate::ecs::error::known_code)
+                    .map(|known| Fault::Answer(known.code))
+            })
         };
         Decision { latency, fault }
     }
@@ -241,6 +312,75 @@ mod tests {
         assert_eq!(spikes(Some(0.0)), 0);
         let some = spikes(Some(0.25));
         assert!((20..=80).contains(&some), "{some} of 200 delayed");
+    }
+
+    #[test]
+    fn each_hostile_answer_is_drawn_at_its_rate_with_its_settings() {
+        let draw = |spec: FaultSpec| {
+            let settings = FaultSettings {
+                default: spec,
+                ..Default::default()
+            };
+            Faults::new(settings, 3).decide("ImportImage").fault
+        };
+        assert_eq!(
+            draw(FaultSpec {
+                html_502_rate: 1.0,
+                ..Default::default()
+            }),
+            Some(Fault::HtmlBadGateway)
+        );
+        assert_eq!(
+            draw(FaultSpec {
+                invalid_json_rate: 1.0,
+                ..Default::default()
+            }),
+            Some(Fault::InvalidJson)
+        );
+        assert_eq!(
+            draw(FaultSpec {
+                missing_fields_rate: 1.0,
+                ..Default::default()
+            }),
+            Some(Fault::MissingFields)
+        );
+        assert_eq!(
+            draw(FaultSpec {
+                truncated_rate: 1.0,
+                ..Default::default()
+            }),
+            Some(Fault::Truncated)
+        );
+        assert_eq!(
+            draw(FaultSpec {
+                oversized_rate: 1.0,
+                ..Default::default()
+            }),
+            Some(Fault::Oversized(DEFAULT_OVERSIZED_BYTES))
+        );
+        assert_eq!(
+            draw(FaultSpec {
+                oversized_rate: 1.0,
+                oversized_bytes: Some(1_000),
+                ..Default::default()
+            }),
+            Some(Fault::Oversized(1_000))
+        );
+        assert_eq!(
+            draw(FaultSpec {
+                hang_rate: 1.0,
+                hang_ms: Some(50),
+                ..Default::default()
+            }),
+            Some(Fault::Hang(Duration::from_millis(50)))
+        );
+        assert_eq!(
+            draw(FaultSpec {
+                hang_rate: 1.0,
+                ..Default::default()
+            }),
+            Some(Fault::Hang(DEFAULT_HANG))
+        );
     }
 
     #[test]

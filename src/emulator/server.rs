@@ -297,6 +297,10 @@ async fn ecs(
                 .record(known_action, Outcome::Error(fault.code), delayed);
             return error_response(format, &request_id, &host, &fault);
         }
+        Some(hostile) => {
+            return hostile_response(&shared, known_action, delayed, format, &request_id, hostile)
+                .await;
+        }
         None => {}
     }
 
@@ -443,6 +447,119 @@ fn response_format(v3: bool, headers: &HeaderMap, params: Option<&Params>) -> Fo
         Some(format) if format.eq_ignore_ascii_case("json") => Format::Json,
         _ => Format::Xml,
     }
+}
+
+/// The page a gateway in front of ECS shows when ECS is unreachable.
+const BAD_GATEWAY_PAGE: &str = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>gateway</center>\r\n</body>\r\n</html>\r\n";
+
+/// Chunk size of an oversized body: its padding is sent from one static buffer of this size.
+const PAD_CHUNK: usize = 64 * 1024;
+static PADDING: [u8; PAD_CHUNK] = [b' '; PAD_CHUNK];
+
+/// The answers of [`Fault::HtmlBadGateway`] through [`Fault::Hang`], counted first.
+async fn hostile_response(
+    shared: &Shared,
+    action: Option<&str>,
+    delayed: bool,
+    format: Format,
+    request_id: &str,
+    fault: Fault,
+) -> Response {
+    use super::stats::Hostile;
+    let kind = match fault {
+        Fault::HtmlBadGateway => Hostile::HtmlBadGateway,
+        Fault::InvalidJson => Hostile::InvalidJson,
+        Fault::MissingFields => Hostile::MissingFields,
+        Fault::Truncated => Hostile::Truncated,
+        Fault::Oversized(_) => Hostile::Oversized,
+        Fault::Hang(_) => Hostile::Hung,
+        // The other faults are answered by the caller; an empty drop is the safe fallback.
+        Fault::Throttle | Fault::ServerError(_) | Fault::Drop | Fault::Answer(_) => {
+            let mut response = Response::new(Body::empty());
+            response.extensions_mut().insert(DropConnection);
+            return response;
+        }
+    };
+    shared.stats.record(action, Outcome::Hostile(kind), delayed);
+    let only_request_id =
+        || render::render(format, "Response", &[("RequestId", Node::s(request_id))]);
+    match fault {
+        Fault::HtmlBadGateway => {
+            let mut response = Response::new(Body::from(BAD_GATEWAY_PAGE));
+            *response.status_mut() = StatusCode::BAD_GATEWAY;
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            response
+        }
+        Fault::InvalidJson => respond(
+            StatusCode::OK,
+            format,
+            format!("{{\"RequestId\":\"{request_id}\",,\"ImageId\":"),
+        ),
+        Fault::MissingFields => respond(StatusCode::OK, format, only_request_id()),
+        Fault::Truncated => {
+            let whole = only_request_id().into_bytes();
+            let half = Bytes::copy_from_slice(&whole[..whole.len() / 2]);
+            use futures::StreamExt as _;
+            // The pause lets the headers and the first half reach the client before the
+            // connection is cut, as when a proxy dies mid-answer.
+            let cut = futures::stream::once(async {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                Err(std::io::Error::other("truncated by the emulator's faults"))
+            });
+            let chunks = futures::stream::iter([Ok::<Bytes, std::io::Error>(half)]).chain(cut);
+            let mut response = respond(StatusCode::OK, format, String::new());
+            *response.body_mut() = Body::from_stream(chunks);
+            response
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(whole.len()));
+            response
+        }
+        Fault::Oversized(size) => oversized(format, request_id, size),
+        Fault::Hang(limit) => {
+            // hyper drops this future when the client closes the connection; the limit bounds
+            // what a client that never does costs.
+            tokio::time::sleep(limit).await;
+            let mut response = Response::new(Body::empty());
+            response.extensions_mut().insert(DropConnection);
+            response
+        }
+        Fault::Throttle | Fault::ServerError(_) | Fault::Drop | Fault::Answer(_) => {
+            Response::new(Body::empty())
+        }
+    }
+}
+
+/// A `200` of exactly `size` bytes (or the JSON head alone, if longer): `{"RequestId":"…"`, spaces,
+/// `}`: valid JSON, streamed from a static buffer so the emulator's memory does not grow with it.
+fn oversized(format: Format, request_id: &str, size: u64) -> Response {
+    let head = Bytes::from(format!("{{\"RequestId\":\"{request_id}\""));
+    let tail = Bytes::from_static(b"}");
+    let fixed = (head.len() + tail.len()) as u64;
+    let mut padding = size.saturating_sub(fixed);
+    let total = fixed + padding;
+    let pad = futures::stream::iter(std::iter::from_fn(move || {
+        if padding == 0 {
+            return None;
+        }
+        let take = padding.min(PAD_CHUNK as u64);
+        padding -= take;
+        let take = usize::try_from(take).unwrap_or(PAD_CHUNK);
+        Some(Bytes::from_static(&PADDING[..take]))
+    }));
+    use futures::StreamExt as _;
+    let body = futures::stream::iter([head])
+        .chain(pad)
+        .chain(futures::stream::iter([tail]))
+        .map(Ok::<Bytes, std::io::Error>);
+    let mut response = respond(StatusCode::OK, format, String::new());
+    *response.body_mut() = Body::from_stream(body);
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(total));
+    response
 }
 
 fn error_response(format: Format, request_id: &str, host: &str, fault: &EcsFault) -> Response {

@@ -30,6 +30,35 @@ pub struct FaultCounts {
     pub dropped: u64,
     /// Requests delayed by added latency.
     pub delayed: u64,
+    /// `502` answers with an HTML page.
+    pub html_bad_gateway: u64,
+    /// `200` answers whose body is not JSON.
+    pub invalid_json: u64,
+    /// `200` answers without the action's required fields.
+    pub missing_fields: u64,
+    /// `200` answers cut off halfway.
+    pub truncated: u64,
+    /// `200` answers with an oversized body.
+    pub oversized: u64,
+    /// Requests never answered.
+    pub hung: u64,
+}
+
+/// A hostile answer, for the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hostile {
+    /// `502` with an HTML page.
+    HtmlBadGateway,
+    /// `200`, not JSON.
+    InvalidJson,
+    /// `200`, required fields missing.
+    MissingFields,
+    /// `200`, body cut off.
+    Truncated,
+    /// `200`, oversized body.
+    Oversized,
+    /// Never answered.
+    Hung,
 }
 
 /// Everything counted since start or the last reset.
@@ -92,6 +121,8 @@ pub enum Outcome<'a> {
     Error(&'a str),
     /// The connection was dropped.
     Dropped,
+    /// A hostile answer (neither a success nor an ECS error code).
+    Hostile(Hostile),
 }
 
 impl Stats {
@@ -128,6 +159,18 @@ impl Stats {
         match outcome {
             Outcome::Dropped => stats.faults.dropped += 1,
             Outcome::Error("Throttling.User") => stats.faults.throttled += 1,
+            Outcome::Hostile(kind) => {
+                let faults = &mut stats.faults;
+                let counter = match kind {
+                    Hostile::HtmlBadGateway => &mut faults.html_bad_gateway,
+                    Hostile::InvalidJson => &mut faults.invalid_json,
+                    Hostile::MissingFields => &mut faults.missing_fields,
+                    Hostile::Truncated => &mut faults.truncated,
+                    Hostile::Oversized => &mut faults.oversized,
+                    Hostile::Hung => &mut faults.hung,
+                };
+                *counter += 1;
+            }
             Outcome::Ok | Outcome::Error(_) => {}
         }
         if let Outcome::Error(code) = outcome {
@@ -139,7 +182,7 @@ impl Stats {
             match outcome {
                 Outcome::Ok => entry.ok += 1,
                 Outcome::Error(code) => *entry.errors.entry(code.to_string()).or_default() += 1,
-                Outcome::Dropped => {}
+                Outcome::Dropped | Outcome::Hostile(_) => {}
             }
         }
     }

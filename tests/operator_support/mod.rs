@@ -164,6 +164,7 @@ impl Rig {
             reporter: "ecs-image-operator".into(),
             metrics: ecs_image_operator::metrics::Metrics::new(),
             watching: Arc::default(),
+            liveness: Default::default(),
         }
     }
 

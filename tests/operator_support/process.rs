@@ -23,6 +23,26 @@ impl OperatorProcess {
         } else {
             Stdio::null()
         };
+        Self::spawn_with_stderr(kubeconfig, emulator, extra, stderr)
+    }
+
+    /// As [`OperatorProcess::spawn`], with the logs written to `log`.
+    pub fn spawn_logging_to(
+        kubeconfig: &Path,
+        emulator: &EmulatorHandle,
+        extra: &[&str],
+        log: &Path,
+    ) -> Self {
+        let file = std::fs::File::create(log).unwrap();
+        Self::spawn_with_stderr(kubeconfig, emulator, extra, Stdio::from(file))
+    }
+
+    fn spawn_with_stderr(
+        kubeconfig: &Path,
+        emulator: &EmulatorHandle,
+        extra: &[&str],
+        stderr: Stdio,
+    ) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_ecs-image-operator"))
             .args(["run", "--kubeconfig"])
             .arg(kubeconfig)
