@@ -61,6 +61,21 @@ pub struct RunArgs {
         default_value_t = 1800
     )]
     pub liveness_stall_seconds: u64,
+    /// The ClusterRole a namespace binds to let the operator read its credentials Secrets (named
+    /// in the `CredentialsSecretForbidden` message; the chart's `<release>-secret-reader`).
+    #[arg(
+        long,
+        env = "ECS_IMAGE_OPERATOR_SECRET_READER_ROLE",
+        default_value = "ecs-image-operator-secret-reader"
+    )]
+    pub secret_reader_cluster_role: String,
+    /// The operator's ServiceAccount as `namespace:name` (named in the same message).
+    #[arg(
+        long,
+        env = "ECS_IMAGE_OPERATOR_SERVICE_ACCOUNT",
+        default_value = "ecs-image-operator:ecs-image-operator"
+    )]
+    pub service_account: String,
     /// Seconds allowed for in-flight work after SIGTERM before the process exits anyway.
     #[arg(
         long,
@@ -138,6 +153,8 @@ impl RunArgs {
             external_retry_seconds,
             probe_address,
             liveness_stall_seconds,
+            secret_reader_cluster_role,
+            service_account,
             shutdown_timeout_seconds,
             leader_election,
             leader_election_namespace,
@@ -163,6 +180,7 @@ impl RunArgs {
             endpoint: endpoints.ecs()?,
             rate_limit: NonZeroU32::new(rate_limit),
             observer: Observer::new(Arc::new(metrics.clone())),
+            sts_endpoint: endpoints.sts_endpoint.clone(),
             ..ClientConfig::default()
         }))?);
         // Without operator-wide credentials, only resources with a credentials Secret can import.
@@ -210,6 +228,10 @@ impl RunArgs {
             metrics: metrics.clone(),
             watching: Arc::clone(&health.watching),
             liveness: health.liveness.clone(),
+            secret_access: crate::controller::reconciler::SecretAccess {
+                cluster_role: secret_reader_cluster_role,
+                service_account,
+            },
         };
 
         let listener = tokio::net::TcpListener::bind(probe_address)

@@ -295,9 +295,19 @@ fn operator_permissions() -> BTreeSet<Permission> {
         ),
         // kube-runtime 5's Recorder writes events.k8s.io/v1 Events: create, then patch a repeat.
         ("events.k8s.io", "events", &["create", "patch"], ""),
-        // Secret metadata is watched; the named Secret is read. Never written.
-        ("", "secrets", &["get", "list", "watch"], ""),
     ])
+}
+
+/// Only in opted-in namespaces: the named Secret is read, Secret metadata watched. Never written.
+fn secret_permissions() -> BTreeSet<Permission> {
+    table(&[("", "secrets", &["get", "list", "watch"], "")])
+}
+
+fn named<'a>(objects: &'a [Value], wanted_kind: &str, wanted_name: &str) -> Vec<&'a Value> {
+    of_kind(objects, wanted_kind)
+        .into_iter()
+        .filter(|o| name(o) == wanted_name)
+        .collect()
 }
 
 fn lease_permissions(lease: &str) -> BTreeSet<Permission> {
@@ -319,12 +329,35 @@ fn assert_binding(binding: &Value, role_kind: &str, role_name: &str) {
 #[test]
 fn cluster_mode_rbac_is_exactly_the_expected_table() {
     let objects = render_ci("default-values.yaml");
-    let cluster_role = one(&objects, "ClusterRole");
+    let cluster_roles = of_kind(&objects, "ClusterRole");
+    assert_eq!(
+        cluster_roles.len(),
+        2,
+        "the operator's and the Secret reader"
+    );
+    let cluster_role = named(&objects, "ClusterRole", RELEASE)[0];
     assert_eq!(permissions(cluster_role), operator_permissions());
     assert_binding(
         one(&objects, "ClusterRoleBinding"),
         "ClusterRole",
         name(cluster_role),
+    );
+    // The Secret reader is bound nowhere by default: no Secret can be read anywhere.
+    let reader = named(&objects, "ClusterRole", &format!("{RELEASE}-secret-reader"))[0];
+    assert_eq!(permissions(reader), secret_permissions());
+    assert!(
+        of_kind(&objects, "RoleBinding")
+            .iter()
+            .all(|b| b["roleRef"]["name"] != name(reader)),
+        "no namespace opted in by default"
+    );
+    assert_eq!(
+        env(
+            operator_container(&objects),
+            "ECS_IMAGE_OPERATOR_SECRET_READER_ROLE"
+        )
+        .unwrap()["value"],
+        name(reader)
     );
 
     let role = one(&objects, "Role");
@@ -371,21 +404,42 @@ fn namespaced_mode_has_no_cluster_wide_rbac() {
     for namespace in ["team-a", "team-b"] {
         let watched = roles
             .iter()
-            .find(|r| r["metadata"]["namespace"] == namespace)
+            .find(|r| r["metadata"]["namespace"] == namespace && name(r) == RELEASE)
             .unwrap_or_else(|| panic!("a Role in the watched namespace {namespace}"));
         assert_eq!(permissions(watched), operator_permissions());
         let binding = of_kind(&objects, "RoleBinding")
             .into_iter()
-            .find(|b| b["metadata"]["namespace"] == namespace)
+            .find(|b| b["metadata"]["namespace"] == namespace && name(b) == RELEASE)
             .unwrap_or_else(|| panic!("a RoleBinding in the watched namespace {namespace}"));
         assert_binding(binding, "Role", name(watched));
+    }
+    // Secrets only in the opted-in team-b, through a Role of its own.
+    let readers: Vec<&&Value> = roles
+        .iter()
+        .filter(|r| permissions(r) == secret_permissions())
+        .collect();
+    assert_eq!(readers.len(), 1, "one Secret-reader Role");
+    assert_eq!(readers[0]["metadata"]["namespace"], "team-b");
+    let reader_binding = of_kind(&objects, "RoleBinding")
+        .into_iter()
+        .find(|b| b["roleRef"]["name"] == name(readers[0]))
+        .expect("the Secret reader is bound");
+    assert_eq!(reader_binding["metadata"]["namespace"], "team-b");
+    assert_binding(reader_binding, "Role", name(readers[0]));
+    for role in &roles {
+        if role["metadata"]["namespace"] != "team-b" {
+            assert!(
+                !permissions(role).iter().any(|p| p.1 == "secrets"),
+                "Secret access outside team-b: {role}"
+            );
+        }
     }
     let lease = roles
         .iter()
         .find(|r| r["metadata"]["namespace"] == NAMESPACE)
         .expect("the leader-election Role in the release namespace");
     assert_eq!(permissions(lease), lease_permissions(RELEASE));
-    assert_eq!(roles.len(), 3);
+    assert_eq!(roles.len(), 4);
     assert_eq!(
         env(operator_container(&objects), "ECS_IMAGE_OPERATOR_NAMESPACE").unwrap()["value"],
         "team-a,team-b"

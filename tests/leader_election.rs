@@ -606,6 +606,7 @@ async fn the_controller_runs_under_while_leader_as_run_wires_it() {
         metrics: ecs_image_operator::metrics::Metrics::new(),
         watching: std::sync::Arc::default(),
         liveness: Default::default(),
+        secret_access: Default::default(),
     };
     let (_leader, leading) = watch::channel(false);
     // The cancellation is what the controller takes as its graceful-shutdown signal.

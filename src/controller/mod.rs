@@ -2,7 +2,8 @@
 //! what ECS reports. [`reconciler`] runs it under kube-runtime; [`poller`] follows running imports
 //! in batches; [`port`] is the controller's only way to ECS; [`events`] publishes Kubernetes Events;
 //! [`status_writer`] writes status (and a compact one when the full one is refused); [`leader`]
-//! elects the one replica that may run it; [`liveness`] tells a wedged run from a healthy one.
+//! elects the one replica that may run it; [`liveness`] tells a wedged run from a healthy one;
+//! [`secret_watches`] follows credentials Secrets in the namespaces that let the operator read them.
 
 pub mod decision;
 pub mod events;
@@ -11,4 +12,5 @@ pub mod liveness;
 pub mod poller;
 pub mod port;
 pub mod reconciler;
+pub mod secret_watches;
 pub mod status_writer;

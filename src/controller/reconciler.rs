@@ -25,6 +25,7 @@ use super::decision::{
 use super::events::{EventPublisher, Note};
 use super::poller::{GroupKey, Poller, image_view};
 use super::port::EcsPort;
+use super::secret_watches::SecretWatches;
 use super::status_writer;
 use crate::api::conditions;
 use crate::api::image_import::{
@@ -98,6 +99,8 @@ pub struct Context<P: EcsPort> {
     /// Account ids by AccessKey ID: an AccessKey belongs to one account for good, so STS is asked
     /// once per key, not per reconcile.
     accounts: Mutex<HashMap<String, String>>,
+    secret_watches: Arc<SecretWatches>,
+    secret_access: SecretAccess,
     events: EventPublisher,
     timing: Timing,
     metrics: Metrics,
@@ -122,6 +125,48 @@ pub struct Settings {
     pub watching: Arc<AtomicBool>,
     /// Heartbeats of the reconcile loop and the watches (`/healthz`).
     pub liveness: super::liveness::Liveness,
+    /// How a namespace grants the operator its credentials Secrets (named in the
+    /// `CredentialsSecretForbidden` message).
+    pub secret_access: SecretAccess,
+}
+
+/// What a namespace admin binds so the operator may read credentials Secrets in that namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretAccess {
+    /// The ClusterRole with the Secret access the operator needs (the chart's
+    /// `<release>-secret-reader`).
+    pub cluster_role: String,
+    /// The operator's ServiceAccount as `namespace:name`.
+    pub service_account: String,
+}
+
+impl Default for SecretAccess {
+    fn default() -> Self {
+        Self {
+            cluster_role: "ecs-image-operator-secret-reader".into(),
+            service_account: "ecs-image-operator:ecs-image-operator".into(),
+        }
+    }
+}
+
+impl SecretAccess {
+    /// Why the Secret cannot be read, and the one command that opts the namespace in.
+    pub fn forbidden_message(&self, namespace: &str, name: &str) -> String {
+        if self.cluster_role.is_empty() {
+            return format!(
+                "the operator may not read Secret {namespace}/{name}: list {namespace} in the chart's \
+                 credentials.secretNamespaces (a Role and RoleBinding there); the import starts on \
+                 its own once they exist"
+            );
+        }
+        format!(
+            "the operator may not read Secret {namespace}/{name}: a namespace admin opts the namespace \
+             in with `kubectl -n {namespace} create rolebinding ecs-image-operator-secrets \
+             --clusterrole={} --serviceaccount={}` (or the chart's credentials.secretNamespaces lists \
+             it); the import starts on its own once the RoleBinding exists",
+            self.cluster_role, self.service_account
+        )
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -149,6 +194,8 @@ pub async fn run<P: EcsPort>(
         secret_credentials: Mutex::new(HashMap::new()),
         failures: Mutex::new(HashMap::new()),
         accounts: Mutex::new(HashMap::new()),
+        secret_watches: Arc::new(SecretWatches::new(client.clone())),
+        secret_access: settings.secret_access.clone(),
         events: EventPublisher::new(
             client.clone(),
             &settings.reporter,
@@ -227,6 +274,7 @@ pub async fn run<P: EcsPort>(
     futures::future::join_all(controllers).await;
     router.abort();
     poll_task.abort();
+    context.secret_watches.stop();
     probes.abort();
     ticks.iter().for_each(tokio::task::JoinHandle::abort);
     liveness.stopped();
@@ -279,12 +327,9 @@ async fn controller<P: EcsPort>(
     concurrency: u16,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let (imports, secrets): (Api<ImageImport>, Api<PartialObjectMeta<Secret>>) = match &scope {
-        Some(namespace) => (
-            Api::namespaced(client.clone(), namespace),
-            Api::namespaced(client.clone(), namespace),
-        ),
-        None => (Api::all(client.clone()), Api::all(client.clone())),
+    let imports: Api<ImageImport> = match &scope {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
     };
     let (reader, writer) = reflector::store();
     let (watch_beat, loop_beat) = (ready.liveness.clone(), ready.liveness.clone());
@@ -304,9 +349,11 @@ async fn controller<P: EcsPort>(
         .applied_objects()
         .predicate_filter(wake_predicate, PredicateConfig::default());
     let store = reader.clone();
-    let secret_trigger = watcher(secrets, watcher::Config::default())
-        .default_backoff()
-        .touched_objects();
+    // Secrets are watched only in namespaces where one was read (see `SecretWatches`).
+    let secret_trigger = context
+        .secret_watches
+        .subscribe(scope.clone())
+        .map(Ok::<_, watcher::Error>);
     Controller::for_stream(trigger, reader)
         .watches_stream(secret_trigger, move |secret: PartialObjectMeta<Secret>| {
             referencing(&store, &secret)
@@ -494,7 +541,8 @@ impl<P: EcsPort> Context<P> {
             Err(kube::Error::Api(status)) if status.is_forbidden() => {
                 return Err(Failure::minted(
                     "CredentialsSecretForbidden",
-                    secret_forbidden_message(&namespace, &reference.name),
+                    self.secret_access
+                        .forbidden_message(&namespace, &reference.name),
                 ));
             }
             Err(error) => {
@@ -507,6 +555,7 @@ impl<P: EcsPort> Context<P> {
                 ));
             }
         };
+        self.secret_watches.ensure(&namespace);
         let version = secret.resource_version().unwrap_or_default();
         let key = (namespace.clone(), reference.name.clone());
         if let Some((cached_version, provider)) = lock(&self.secret_credentials).get(&key)
@@ -601,18 +650,6 @@ impl<P: EcsPort> Context<P> {
             }
         }
     }
-}
-
-/// What a namespace admin runs so the operator may read credentials Secrets there; the
-/// ClusterRole is the chart's (`<release>-secret-reader`, named in its README).
-fn secret_forbidden_message(namespace: &str, name: &str) -> String {
-    format!(
-        "the operator may not read Secret {namespace}/{name}: opt the namespace in by binding the chart's \
-         Secret-reader ClusterRole to the operator's ServiceAccount, e.g. `kubectl -n {namespace} create \
-         rolebinding ecs-image-operator-secrets --clusterrole=ecs-image-operator-secret-reader \
-         --serviceaccount=ecs-image-operator:ecs-image-operator` (or list the namespace in the chart's \
-         credentials.secretNamespaces)"
-    )
 }
 
 /// The decision's view of a failed ECS call, with the operator's hint appended.

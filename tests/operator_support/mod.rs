@@ -165,6 +165,7 @@ impl Rig {
             metrics: ecs_image_operator::metrics::Metrics::new(),
             watching: Arc::default(),
             liveness: Default::default(),
+            secret_access: Default::default(),
         }
     }
 
