@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::error::EcsError;
+use super::redact;
 
 /// Receives one report per attempt the ECS client makes (retries are separate attempts).
 pub trait CallObserver: Send + Sync {
@@ -14,11 +15,14 @@ pub trait CallObserver: Send + Sync {
 }
 
 /// The outcome label of an attempt: `"ok"`, or the ECS error code or the stable name of a failure
-/// that never reached ECS (`NetworkError`, `Timeout`, ...). Never carries variable text.
+/// that never reached ECS (`NetworkError`, `Timeout`, ...). Never carries variable text: a code
+/// that is not short and plain (an `ApiError` built by hand, not parsed) becomes
+/// [`redact::UNUSABLE_CODE`].
 pub fn outcome<T>(result: &Result<T, EcsError>) -> &str {
     match result {
         Ok(_) => "ok",
-        Err(error) => error.code(),
+        Err(error) if redact::is_usable_code(error.code()) => error.code(),
+        Err(_) => redact::UNUSABLE_CODE,
     }
 }
 
