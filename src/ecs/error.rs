@@ -208,8 +208,9 @@ impl ApiError {
         let code = match redact::shown_code(&raw_code, secrets) {
             Ok(code) => code,
             Err(shown) => {
-                message = redact::bound(
+                message = redact::shown_text(
                     &format!("ECS sent an unusable error code {shown:?}: {message}"),
+                    secrets,
                     redact::MAX_MESSAGE_CHARS,
                 );
                 redact::UNUSABLE_CODE.to_string()

@@ -235,11 +235,14 @@ pub fn shown_message(code: &str, message: &str, secrets: &Secrets) -> String {
     let suffix = format!(" ({WRONG_SECRET_HINT})");
     let room = MAX_MESSAGE_CHARS - suffix.chars().count();
     let head = bound(clean.trim_end(), room);
-    if head.is_empty() {
+    let shown = if head.is_empty() {
         WRONG_SECRET_HINT.to_string()
     } else {
         format!("{head}{suffix}")
-    }
+    };
+    // A secret completed by the hint's text is far-fetched but cheap to rule out; the marker may be
+    // longer than what it replaces, so the result is bounded again.
+    bound(&remove_secrets(&shown, secrets), MAX_MESSAGE_CHARS)
 }
 
 /// Whether `code` is usable as an error code, a metric label and a reason: 1 to
