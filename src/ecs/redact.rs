@@ -83,20 +83,17 @@ impl Secrets {
         if value.is_empty() {
             return;
         }
-        let rfc = percent_encode_rfc3986(value);
-        let form = form_encode(value);
         let json = json_escaped(value);
-        let candidates = [
-            json.replace('/', "\\/"),
-            json,
-            percent_encode_rfc3986(&rfc),
-            form_encode(&form),
-            percent_encode_rfc3986(&form),
-            form_encode(&rfc),
-            rfc,
-            form,
-            value.to_string(),
-        ];
+        let mut candidates = vec![value.to_string(), json.replace('/', "\\/"), json];
+        // Encoders disagree on three characters only: space (`%20` or `+`), `*` and `~` (literal
+        // or escaped); every combination, once and twice (hex case is matched case-blind).
+        let once: Vec<String> = ENCODINGS.iter().map(|e| e.encode(value)).collect();
+        for first in &once {
+            for encoding in ENCODINGS {
+                candidates.push(encoding.encode(first));
+            }
+        }
+        candidates.extend(once);
         for candidate in candidates {
             let lowered = candidate.to_ascii_lowercase();
             if !self.forms.contains(&lowered) {
@@ -280,28 +277,55 @@ pub fn scrub_transport(mut error: reqwest::Error) -> reqwest::Error {
     error
 }
 
-/// RFC 3986 percent-encoding as [`super::params::percent_encode`] does it (the wire form).
-fn percent_encode_rfc3986(input: &str) -> String {
-    super::params::percent_encode(input)
+/// One way of percent-encoding: RFC 3986 as [`super::params::percent_encode`] writes it (the
+/// wire form), or a form encoder's variation of it.
+#[derive(Clone, Copy)]
+struct Encoding {
+    plus_for_space: bool,
+    literal_star: bool,
+    literal_tilde: bool,
 }
 
-/// `application/x-www-form-urlencoded` as browsers and most HTTP libraries write it: space as
-/// `+`, `*` literal.
-fn form_encode(input: &str) -> String {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut out = String::with_capacity(input.len());
-    for &byte in input.as_bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'*') {
-            out.push(char::from(byte));
-        } else if byte == b' ' {
-            out.push('+');
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(byte >> 4)]));
-            out.push(char::from(HEX[usize::from(byte & 0x0F)]));
-        }
+/// Every combination of the three points where encoders differ.
+const ENCODINGS: [Encoding; 8] = {
+    let mut all = [Encoding {
+        plus_for_space: false,
+        literal_star: false,
+        literal_tilde: true,
+    }; 8];
+    let mut i = 0;
+    while i < 8 {
+        all[i] = Encoding {
+            plus_for_space: i & 1 != 0,
+            literal_star: i & 2 != 0,
+            literal_tilde: i & 4 == 0,
+        };
+        i += 1;
     }
-    out
+    all
+};
+
+impl Encoding {
+    fn encode(self, input: &str) -> String {
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+        let mut out = String::with_capacity(input.len());
+        for &byte in input.as_bytes() {
+            let literal = byte.is_ascii_alphanumeric()
+                || matches!(byte, b'-' | b'_' | b'.')
+                || (byte == b'*' && self.literal_star)
+                || (byte == b'~' && self.literal_tilde);
+            if literal {
+                out.push(char::from(byte));
+            } else if byte == b' ' && self.plus_for_space {
+                out.push('+');
+            } else {
+                out.push('%');
+                out.push(char::from(HEX[usize::from(byte >> 4)]));
+                out.push(char::from(HEX[usize::from(byte & 0x0F)]));
+            }
+        }
+        out
+    }
 }
 
 /// The value as it appears inside a JSON string (without the quotes).
@@ -337,14 +361,14 @@ mod tests {
     fn every_form_of_a_secret_is_replaced() {
         let secret = "CAIS+tok/en== x*";
         let secrets = Secrets::none().with(secret);
-        let once = percent_encode_rfc3986(secret);
-        let twice = percent_encode_rfc3986(&once);
+        let once = super::super::params::percent_encode(secret);
+        let twice = super::super::params::percent_encode(&once);
         for form in [
             secret.to_string(),
             once.clone(),
             twice,
             once.to_lowercase(),
-            form_encode(secret),
+            once.replace("%20", "+"),
             json_escaped(secret).replace('/', "\\/"),
         ] {
             let text = format!("before {form} after");
