@@ -76,3 +76,28 @@ impl PartialEq for Observer {
 }
 
 impl Eq for Observer {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ecs::ApiError;
+
+    #[test]
+    fn a_code_unfit_for_a_label_becomes_the_unusable_code() {
+        let error = |code: &str| -> Result<(), EcsError> {
+            Err(EcsError::Api(Box::new(ApiError {
+                action: "DescribeTasks",
+                http_status: 400,
+                code: code.into(),
+                message: String::new(),
+                request_id: None,
+                host_id: None,
+                recommend: None,
+                retry_after: None,
+            })))
+        };
+        assert_eq!(outcome(&error("Throttling.User")), "Throttling.User");
+        assert_eq!(outcome(&error("a \"label\"\n")), redact::UNUSABLE_CODE);
+        assert_eq!(outcome(&error(&"A".repeat(65))), redact::UNUSABLE_CODE);
+    }
+}
