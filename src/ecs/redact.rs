@@ -87,9 +87,9 @@ impl Secrets {
         let mut candidates = vec![value.to_string(), json.replace('/', "\\/"), json];
         // Encoders disagree on three characters only: space (`%20` or `+`), `*` and `~` (literal
         // or escaped); every combination, once and twice (hex case is matched case-blind).
-        let once: Vec<String> = ENCODINGS.iter().map(|e| e.encode(value)).collect();
+        let once: Vec<String> = Encoding::all_for(value).map(|e| e.encode(value)).collect();
         for first in &once {
-            for encoding in ENCODINGS {
+            for encoding in Encoding::all_for(first) {
                 candidates.push(encoding.encode(first));
             }
         }
@@ -306,6 +306,15 @@ const ENCODINGS: [Encoding; 8] = {
 };
 
 impl Encoding {
+    /// The encodings that differ on `text`: a variation on a character it lacks changes nothing
+    /// (so a value without space, `*` and `~`, the usual case, has one).
+    fn all_for(text: &str) -> impl Iterator<Item = Self> + '_ {
+        let (space, star, tilde) = (text.contains(' '), text.contains('*'), text.contains('~'));
+        ENCODINGS.into_iter().filter(move |e| {
+            (space || !e.plus_for_space) && (star || !e.literal_star) && (tilde || e.literal_tilde)
+        })
+    }
+
     fn encode(self, input: &str) -> String {
         const HEX: &[u8; 16] = b"0123456789ABCDEF";
         let mut out = String::with_capacity(input.len());
