@@ -366,9 +366,12 @@ async fn an_oversized_body_has_the_configured_size_and_is_streamed() {
         .import_image(&creds(), &import("huge", "ubuntu-22.04.qcow2"))
         .await
         .unwrap_err();
-    // On this branch the client reads all 20 MiB and then finds no ImageId; after the merge with the
-    // client's body cap this is `ResponseTooLarge`, without reading past the cap.
-    assert_eq!(error.code(), "UnreadableResponse", "{error}");
+    // The client stops reading at its cap (4 MiB) instead of taking all 20 MiB: a retryable error.
+    assert_eq!(error.code(), "ResponseTooLarge", "{error}");
+    assert_eq!(
+        error.class(),
+        ecs_image_operator::ecs::ErrorClass::Retryable
+    );
     assert_eq!(emulator.stats().faults.oversized, 2);
     emulator.shutdown().await;
 }

@@ -495,11 +495,13 @@ pub struct OperationProgress {
     /// e.g. `Success`, `Failed`.
     #[serde(default)]
     pub operation_status: String,
-    /// Error code; empty on success.
-    #[serde(default)]
+    /// Error code; empty on success. Checked as it is read ([`super::redact::shown_code`]): a
+    /// code no ECS code looks like reads as [`super::redact::UNUSABLE_CODE`].
+    #[serde(default, deserialize_with = "shown_task_code")]
     pub error_code: String,
-    /// Error message; empty on success.
-    #[serde(default)]
+    /// Error message; empty on success. Cut of ECS's string to sign and bounded as it is read
+    /// ([`super::redact::shown_text`]); the client has removed the request's secrets already.
+    #[serde(default, deserialize_with = "shown_task_message")]
     pub error_msg: String,
     /// Name/value pairs such as `OSSBucket`, `OSSObject`, `ImageFormat`.
     #[serde(
@@ -982,6 +984,28 @@ pub fn parse_ecs_time(text: &str) -> Option<jiff::Timestamp> {
 enum BoolOrString {
     Bool(bool),
     Text(String),
+}
+
+/// A task's error code as it may be shown: empty stays empty (success).
+fn shown_task_code<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let raw = Option::<String>::deserialize(deserializer)?.unwrap_or_default();
+    if raw.is_empty() {
+        return Ok(raw);
+    }
+    Ok(
+        super::redact::shown_code(&raw, &super::redact::Secrets::none())
+            .unwrap_or_else(|_| super::redact::UNUSABLE_CODE.to_string()),
+    )
+}
+
+/// A task's error message as it may be shown.
+fn shown_task_message<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let raw = Option::<String>::deserialize(deserializer)?.unwrap_or_default();
+    Ok(super::redact::shown_text(
+        &raw,
+        &super::redact::Secrets::none(),
+        super::redact::MAX_MESSAGE_CHARS,
+    ))
 }
 
 fn flexible_bool<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {

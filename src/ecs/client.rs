@@ -16,6 +16,7 @@ use super::credentials::{CredentialProvider, Credentials};
 use super::endpoint::EcsEndpoint;
 use super::error::{ApiError, DRY_RUN_SUCCESS_CODES, EcsError, ErrorClass, parse_retry_after};
 use super::params::Params;
+use super::redact::{self, Secrets};
 use super::retry::Backoff;
 use super::sign;
 use super::sts::{CallerIdentity, DEFAULT_STS_ENDPOINT, STS_API_VERSION};
@@ -43,7 +44,17 @@ pub struct ClientConfig {
     /// override (the emulator serves both, and a test must never reach the real STS), else
     /// [`DEFAULT_STS_ENDPOINT`].
     pub sts_endpoint: Option<String>,
+    /// Largest answer read, in bytes; a larger one is [`EcsError::ResponseTooLarge`].
+    pub max_response_bytes: usize,
 }
+
+/// Default [`ClientConfig::max_response_bytes`]: 4 MiB.
+///
+/// The largest legitimate answers are full pages: `DescribeImages` with `PageSize=100` is about
+/// 3 KB per image (disk mappings, 20 tags, features), so about 300 KB, and `DescribeTasks` for 100
+/// tasks is under 100 KB. 4 MiB leaves more than ten times that, while a hostile or broken server
+/// streaming gigabytes costs each call at most 4 MiB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Default requests per second per account: well under what ECS throttles at for describe calls,
 /// and far more than a batched poller needs (one call covers 100 imports).
@@ -61,6 +72,7 @@ impl Default for ClientConfig {
             user_agent: format!("ecs-image-operator/{}", env!("CARGO_PKG_VERSION")),
             observer: super::observe::Observer::none(),
             sts_endpoint: None,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 }
@@ -137,10 +149,15 @@ impl EcsClient {
         let body = self
             .execute(A::NAME, request.region_id(), request.params()?, credentials)
             .await?;
+        // The body is already free of the request's secrets (`send`); serde quotes values of it.
         serde_json::from_str(&body).map_err(|error| EcsError::Decode {
             action: A::NAME,
             status: 200,
-            detail: error.to_string(),
+            detail: redact::shown_text(
+                &error.to_string(),
+                &Secrets::none(),
+                redact::MAX_MESSAGE_CHARS,
+            ),
         })
     }
 
@@ -371,10 +388,10 @@ impl EcsClient {
             signed.set("SecurityToken", token);
         }
         let string_to_sign = sign::v1_string_to_sign("POST", &signed);
-        signed.set(
-            "Signature",
-            sign::v1_signature(credentials.access_key_secret(), &string_to_sign),
-        );
+        let signature = sign::v1_signature(credentials.access_key_secret(), &string_to_sign);
+        // What this request carried that no error, log or label may show, in any encoding.
+        let secrets = Secrets::of(credentials).with(&signature);
+        signed.set("Signature", signature);
 
         // A form body keeps the signature and any security token out of URLs and proxy logs.
         let response = self
@@ -396,15 +413,22 @@ impl EcsClient {
             .get("x-acs-retry-after")
             .and_then(|value| value.to_str().ok())
             .and_then(parse_retry_after);
-        let body = response
-            .text()
-            .await
-            .map_err(|source| self.transport_error(action, source))?;
+        let body = match read_body(response, self.inner.config.max_response_bytes).await {
+            Ok(body) => body,
+            Err(BodyError::TooLarge) => {
+                return Err(EcsError::ResponseTooLarge {
+                    action,
+                    limit: self.inner.config.max_response_bytes,
+                });
+            }
+            Err(BodyError::Transport(source)) => return Err(self.transport_error(action, source)),
+        };
         if (200..300).contains(&status) {
             tracing::debug!(action, status, "ECS call succeeded");
-            return Ok(body);
+            // A task's error message or any other field quoting a secret is decoded from this.
+            return Ok(redact::remove_secrets(&body, &secrets).into_owned());
         }
-        match ApiError::parse(action, status, &body) {
+        match ApiError::parse_redacted(action, status, &body, &secrets) {
             Some(mut error) => {
                 error.retry_after = retry_after;
                 tracing::debug!(action, status, code = %error.code, request_id = error.request_id.as_deref().unwrap_or(""), "ECS call failed");
@@ -413,7 +437,10 @@ impl EcsClient {
             None => Err(EcsError::Decode {
                 action,
                 status,
-                detail: format!("an error answer without a code: {}", excerpt(&body)),
+                detail: format!(
+                    "an error answer without a code: {}",
+                    redact::shown_text(&body, &secrets, EXCERPT_CHARS)
+                ),
             }),
         }
     }
@@ -425,9 +452,51 @@ impl EcsClient {
                 timeout: self.inner.config.request_timeout,
             }
         } else {
-            EcsError::Transport { action, source }
+            EcsError::Transport {
+                action,
+                source: redact::scrub_transport(source),
+            }
         }
     }
+}
+
+/// Why an answer's body was not read whole.
+#[derive(Debug)]
+pub(crate) enum BodyError {
+    /// Over the limit: refused from `Content-Length`, or stopped reading once past it.
+    TooLarge,
+    /// The connection failed while reading.
+    Transport(reqwest::Error),
+}
+
+/// Reads a body of at most `limit` bytes, streaming, so a huge or endless answer costs at most
+/// `limit` bytes of memory; invalid UTF-8 is replaced, as `Response::text` does.
+pub(crate) async fn read_body(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<String, BodyError> {
+    const INITIAL_CAPACITY: usize = 64 * 1024;
+    let announced = response.content_length();
+    if announced.is_some_and(|length| length > limit as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    // Trust the announced length only up to a small first allocation: it may be a lie.
+    let capacity = announced.map_or(INITIAL_CAPACITY, |length| {
+        usize::try_from(length)
+            .unwrap_or(limit)
+            .min(INITIAL_CAPACITY)
+    });
+    let mut body = Vec::with_capacity(capacity);
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
+        if body.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(match String::from_utf8(body) {
+        Ok(text) => text,
+        Err(error) => String::from_utf8_lossy(error.as_bytes()).into_owned(),
+    })
 }
 
 /// ECS's timestamp format: UTC, whole seconds, `Z` (`2024-05-01T12:34:56Z`).
@@ -444,13 +513,8 @@ pub fn random_hex(length: usize) -> String {
         .collect()
 }
 
-fn excerpt(body: &str) -> String {
-    const LIMIT: usize = 200;
-    match body.char_indices().nth(LIMIT) {
-        Some((index, _)) => format!("{}…", &body[..index]),
-        None => body.to_string(),
-    }
-}
+/// How much of a body without an error code an error quotes, in characters.
+const EXCERPT_CHARS: usize = 200;
 
 #[cfg(test)]
 mod tests {
@@ -468,12 +532,5 @@ mod tests {
         assert_eq!(a.len(), 32);
         assert!(a.bytes().all(|b| b.is_ascii_hexdigit()));
         assert_ne!(a, random_hex(32));
-    }
-
-    #[test]
-    fn excerpts_cut_long_bodies_on_character_boundaries() {
-        assert_eq!(excerpt("short"), "short");
-        let long = "テ".repeat(300);
-        assert_eq!(excerpt(&long).chars().count(), 201);
     }
 }

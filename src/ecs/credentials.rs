@@ -19,9 +19,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
+use super::client::BodyError;
 use super::endpoint::{self, Scheme};
 use super::error::ApiError;
 use super::params::Params;
+use super::redact::{self, Secrets};
 
 /// Secret keys of a credentials Secret.
 pub mod secret_keys {
@@ -240,6 +242,14 @@ pub enum CredentialsError {
         /// What could not be read.
         detail: String,
     },
+    /// STS or the metadata service answered more than [`CREDENTIALS_BODY_LIMIT`] bytes.
+    #[error("the answer of {service} is larger than {limit} bytes; not read")]
+    ResponseTooLarge {
+        /// `STS` or `the ECS metadata service`.
+        service: &'static str,
+        /// The limit.
+        limit: usize,
+    },
     /// A configured STS or metadata endpoint is unusable.
     #[error("invalid credentials endpoint: {0}")]
     Endpoint(String),
@@ -249,7 +259,7 @@ impl CredentialsError {
     /// Whether trying again later may succeed without any change.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Transport { .. } => true,
+            Self::Transport { .. } | Self::ResponseTooLarge { .. } => true,
             Self::Decode { status, .. } => *status >= 500,
             Self::Sts(error) => error.class().is_retryable(),
             _ => false,
@@ -266,6 +276,7 @@ impl CredentialsError {
             Self::Metadata(_) => "MetadataCredentialsUnavailable",
             Self::Transport { .. } => "CredentialsServiceUnreachable",
             Self::Decode { .. } => "CredentialsServiceUnreadable",
+            Self::ResponseTooLarge { .. } => "ResponseTooLarge",
             Self::Endpoint(_) => "InvalidCredentialsEndpoint",
         }
     }
@@ -530,27 +541,22 @@ impl CredentialProvider {
             .timeout(STS_TIMEOUT)
             .send()
             .await
-            .map_err(|source| CredentialsError::Transport {
-                service: SERVICE,
-                source,
-            })?;
+            .map_err(|source| transport(SERVICE, source))?;
         let status = response.status().as_u16();
-        let text = response
-            .text()
-            .await
-            .map_err(|source| CredentialsError::Transport {
-                service: SERVICE,
-                source,
-            })?;
+        let text = read_answer(SERVICE, response).await?;
         if !(200..300).contains(&status) {
-            return Err(match ApiError::parse("AssumeRoleWithOIDC", status, &text) {
-                Some(error) => CredentialsError::Sts(Box::new(error)),
-                None => CredentialsError::Decode {
-                    service: SERVICE,
-                    status,
-                    detail: "an error without a code".into(),
+            // STS may quote the OIDC token it refuses; nothing of it may be shown.
+            let secrets = Secrets::none().with(token.trim()).with(&token);
+            return Err(
+                match ApiError::parse_redacted("AssumeRoleWithOIDC", status, &text, &secrets) {
+                    Some(error) => CredentialsError::Sts(Box::new(error)),
+                    None => CredentialsError::Decode {
+                        service: SERVICE,
+                        status,
+                        detail: "an error without a code".into(),
+                    },
                 },
-            });
+            );
         }
         #[derive(Deserialize)]
         struct AssumeRoleResponse {
@@ -558,11 +564,7 @@ impl CredentialProvider {
             credentials: WireCredentials,
         }
         let parsed: AssumeRoleResponse =
-            serde_json::from_str(&text).map_err(|error| CredentialsError::Decode {
-                service: SERVICE,
-                status,
-                detail: error.to_string(),
-            })?;
+            serde_json::from_str(&text).map_err(|error| unreadable(SERVICE, status, &error))?;
         parsed.credentials.into_credentials(SERVICE, status)
     }
 
@@ -573,10 +575,7 @@ impl CredentialProvider {
         const SERVICE: &str = "the ECS metadata service";
         let base = endpoint::validate_base_url(&config.endpoint, Scheme::HttpAllowed)
             .map_err(CredentialsError::Endpoint)?;
-        let transport = |source| CredentialsError::Transport {
-            service: SERVICE,
-            source,
-        };
+        let transport = |source| transport(SERVICE, source);
         let token = match self
             .http
             .put(format!("{base}/latest/api/token"))
@@ -589,7 +588,7 @@ impl CredentialProvider {
             .await
         {
             Ok(response) if response.status().is_success() => {
-                Some(response.text().await.map_err(transport)?)
+                Some(read_answer(SERVICE, response).await?)
             }
             Ok(response) if config.imdsv1_disabled => {
                 return Err(CredentialsError::Metadata(format!(
@@ -618,7 +617,7 @@ impl CredentialProvider {
                     .await
                     .map_err(transport)?;
                 let status = response.status().as_u16();
-                let text = response.text().await.map_err(transport)?;
+                let text = read_answer(SERVICE, response).await?;
                 let role = text.lines().next().unwrap_or("").trim().to_string();
                 if status != 200 || role.is_empty() {
                     return Err(CredentialsError::Metadata(format!(
@@ -632,10 +631,12 @@ impl CredentialProvider {
             .await
             .map_err(transport)?;
         let status = response.status().as_u16();
-        let text = response.text().await.map_err(transport)?;
+        let text = read_answer(SERVICE, response).await?;
+        // The role name came from the metadata service: shown bounded.
+        let shown_role = redact::shown_text(&role, &Secrets::none(), redact::MAX_FIELD_CHARS);
         if status != 200 {
             return Err(CredentialsError::Metadata(format!(
-                "role {role:?}: HTTP {status}"
+                "role {shown_role:?}: HTTP {status}"
             )));
         }
         #[derive(Deserialize)]
@@ -646,18 +647,58 @@ impl CredentialProvider {
             credentials: WireCredentials,
         }
         let parsed: MetadataResponse =
-            serde_json::from_str(&text).map_err(|error| CredentialsError::Decode {
-                service: SERVICE,
-                status,
-                detail: error.to_string(),
-            })?;
+            serde_json::from_str(&text).map_err(|error| unreadable(SERVICE, status, &error))?;
         if parsed.code != "Success" {
+            // The answer may hold keys next to an odd code: the code is shown checked, if at all.
+            let code = redact::shown_code(&parsed.code, &parsed.credentials.secrets())
+                .unwrap_or_else(|_| redact::UNUSABLE_CODE.to_string());
             return Err(CredentialsError::Metadata(format!(
-                "role {role:?}: code {}",
-                parsed.code
+                "role {shown_role:?}: code {code}"
             )));
         }
         parsed.credentials.into_credentials(SERVICE, status)
+    }
+}
+
+/// Largest STS or metadata answer read, in bytes: an STS answer is about 2 KB (the security token
+/// is the bulk of it), so 64 KiB is ample, and a hostile or broken service costs no more.
+pub const CREDENTIALS_BODY_LIMIT: usize = 64 * 1024;
+
+fn transport(service: &'static str, source: reqwest::Error) -> CredentialsError {
+    CredentialsError::Transport {
+        service,
+        source: redact::scrub_transport(source),
+    }
+}
+
+/// Reads an STS or metadata answer, at most [`CREDENTIALS_BODY_LIMIT`] bytes.
+async fn read_answer(
+    service: &'static str,
+    response: reqwest::Response,
+) -> Result<String, CredentialsError> {
+    super::client::read_body(response, CREDENTIALS_BODY_LIMIT)
+        .await
+        .map_err(|error| match error {
+            BodyError::TooLarge => CredentialsError::ResponseTooLarge {
+                service,
+                limit: CREDENTIALS_BODY_LIMIT,
+            },
+            BodyError::Transport(source) => transport(service, source),
+        })
+}
+
+/// A credentials answer serde could not read, described without quoting it: serde's own message
+/// quotes values (`invalid type: string "…"`), and these answers carry keys and tokens.
+fn unreadable(service: &'static str, status: u16, error: &serde_json::Error) -> CredentialsError {
+    CredentialsError::Decode {
+        service,
+        status,
+        detail: format!(
+            "{:?} error at line {} column {}",
+            error.classify(),
+            error.line(),
+            error.column()
+        ),
     }
 }
 
@@ -675,6 +716,12 @@ struct WireCredentials {
 }
 
 impl WireCredentials {
+    fn secrets(&self) -> Secrets {
+        Secrets::none()
+            .with(self.access_key_secret.expose_secret())
+            .with(self.security_token.expose_secret())
+    }
+
     fn into_credentials(
         self,
         service: &'static str,
@@ -684,7 +731,10 @@ impl WireCredentials {
             CredentialsError::Decode {
                 service,
                 status,
-                detail: format!("unreadable Expiration {:?}", self.expiration),
+                detail: format!(
+                    "unreadable Expiration {:?}",
+                    redact::shown_text(&self.expiration, &self.secrets(), redact::MAX_FIELD_CHARS)
+                ),
             }
         })?;
         Ok(Credentials {

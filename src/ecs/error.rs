@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::credentials::CredentialsError;
+use super::redact::{self, Secrets, WRONG_SECRET_HINT};
 
 /// The error of the ECS layer.
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +33,8 @@ pub enum EcsError {
         /// The configured total timeout.
         timeout: Duration,
     },
-    /// ECS answered, but not with anything we can read.
+    /// ECS answered, but not with anything we can read. `detail` is redacted and bounded where
+    /// the client builds it ([`super::redact::shown_text`]).
     #[error("failed to read the ECS {action} response (HTTP {status}): {detail}")]
     Decode {
         /// The ECS action.
@@ -41,6 +43,15 @@ pub enum EcsError {
         status: u16,
         /// What could not be read.
         detail: String,
+    },
+    /// The answer was larger than the client reads (a hostile or broken server, or a proxy's
+    /// error page): refused unread past the limit, and retried, as a gateway hiccup would be.
+    #[error("the ECS {action} answer is larger than {limit} bytes; not read")]
+    ResponseTooLarge {
+        /// The ECS action.
+        action: &'static str,
+        /// The configured limit ([`super::ClientConfig::max_response_bytes`]).
+        limit: usize,
     },
     /// No usable credentials.
     #[error(transparent)]
@@ -78,6 +89,7 @@ impl EcsError {
             Self::Transport { .. } => "NetworkError",
             Self::Timeout { .. } => "Timeout",
             Self::Decode { .. } => "UnreadableResponse",
+            Self::ResponseTooLarge { .. } => "ResponseTooLarge",
             Self::Credentials(error) => error.code(),
             Self::Endpoint(_) => "InvalidEndpoint",
             Self::InvalidRequest(_) => "InvalidRequest",
@@ -159,24 +171,63 @@ impl ApiError {
     }
 
     /// What the user can do, for codes where ECS's own message does not say.
+    ///
+    /// `None` when the message already says it (the wrong-secret hint is part of the shown message).
     pub fn hint(&self) -> Option<&'static str> {
-        known_code(&self.code).and_then(|known| known.hint)
+        known_code(&self.code)
+            .and_then(|known| known.hint)
+            .filter(|hint| !self.message.contains(hint))
     }
 
-    /// Parses an error body, JSON or XML (`<Error>…</Error>`, what `Format=XML` returns).
+    /// Parses an error body, JSON or XML (`<Error>…</Error>`, what `Format=XML` returns), made
+    /// safe to show without knowing the request's secrets: see [`ApiError::parse_redacted`].
     ///
     /// Returns `None` when the body has no error code, so the caller can report it as unreadable.
     pub fn parse(action: &'static str, http_status: u16, body: &str) -> Option<Self> {
+        Self::parse_redacted(action, http_status, body, &Secrets::none())
+    }
+
+    /// Parses an error body and keeps only what may be shown ([`super::redact`]): the message
+    /// without ECS's string to sign or any form of `secrets`, with the AccessKeySecret hint for
+    /// a wrong-secret code, and bounded; the code checked (else
+    /// [`super::redact::UNUSABLE_CODE`], the code's shown form then leads the message); request
+    /// ID, host and diagnosis URL redacted and bounded too.
+    ///
+    /// Returns `None` when the body has no error code, so the caller can report it as unreadable.
+    pub fn parse_redacted(
+        action: &'static str,
+        http_status: u16,
+        body: &str,
+        secrets: &Secrets,
+    ) -> Option<Self> {
         let wire = parse_error_body(body)?;
-        let code = wire.code.filter(|code| !code.is_empty())?;
+        let raw_code = wire.code.filter(|code| !code.is_empty())?;
+        let mut message =
+            redact::shown_message(&raw_code, wire.message.as_deref().unwrap_or(""), secrets);
+        let code = match redact::shown_code(&raw_code, secrets) {
+            Ok(code) => code,
+            Err(shown) => {
+                message = redact::shown_text(
+                    &format!("ECS sent an unusable error code {shown:?}: {message}"),
+                    secrets,
+                    redact::MAX_MESSAGE_CHARS,
+                );
+                redact::UNUSABLE_CODE.to_string()
+            }
+        };
+        let field = |value: Option<String>| {
+            value
+                .map(|value| redact::shown_text(&value, secrets, redact::MAX_FIELD_CHARS))
+                .filter(|value| !value.is_empty())
+        };
         Some(Self {
             action,
             http_status,
             code,
-            message: wire.message.unwrap_or_default(),
-            request_id: wire.request_id,
-            host_id: wire.host_id,
-            recommend: wire.recommend,
+            message,
+            request_id: field(wire.request_id),
+            host_id: field(wire.host_id),
+            recommend: field(wire.recommend),
             retry_after: None,
         })
     }
@@ -294,14 +345,25 @@ pub const KNOWN_CODES: &[KnownCode] = &[
     known("OperationConflict", 409, Retryable),
     // A reused nonce is fixed by re-signing, which every attempt does.
     known("SignatureNonceUsed", 400, Retryable),
+    // The wrong-secret codes (redact::WRONG_SECRET_CODES): the shown message carries the hint.
     hinted(
         "SignatureDoesNotMatch",
         400,
         InvalidRequest,
-        "check accessKeySecret in the credentials Secret",
+        WRONG_SECRET_HINT,
     ),
-    known("IncompleteSignature", 400, InvalidRequest),
-    known("InvalidAccessKeySecret", 400, InvalidRequest),
+    hinted(
+        "IncompleteSignature",
+        400,
+        InvalidRequest,
+        WRONG_SECRET_HINT,
+    ),
+    hinted(
+        "InvalidAccessKeySecret",
+        400,
+        InvalidRequest,
+        WRONG_SECRET_HINT,
+    ),
     hinted(
         "InvalidAccessKeyId.NotFound",
         404,

@@ -11,6 +11,7 @@ pub mod error;
 pub mod observe;
 pub mod params;
 pub mod ratelimit;
+pub mod redact;
 pub mod retry;
 pub mod sign;
 pub mod sts;

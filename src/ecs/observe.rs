@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::error::EcsError;
+use super::redact;
 
 /// Receives one report per attempt the ECS client makes (retries are separate attempts).
 pub trait CallObserver: Send + Sync {
@@ -14,11 +15,14 @@ pub trait CallObserver: Send + Sync {
 }
 
 /// The outcome label of an attempt: `"ok"`, or the ECS error code or the stable name of a failure
-/// that never reached ECS (`NetworkError`, `Timeout`, ...). Never carries variable text.
+/// that never reached ECS (`NetworkError`, `Timeout`, ...). Never carries variable text: a code
+/// that is not short and plain (an `ApiError` built by hand, not parsed) becomes
+/// [`redact::UNUSABLE_CODE`].
 pub fn outcome<T>(result: &Result<T, EcsError>) -> &str {
     match result {
         Ok(_) => "ok",
-        Err(error) => error.code(),
+        Err(error) if redact::is_usable_code(error.code()) => error.code(),
+        Err(_) => redact::UNUSABLE_CODE,
     }
 }
 
@@ -72,3 +76,28 @@ impl PartialEq for Observer {
 }
 
 impl Eq for Observer {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ecs::ApiError;
+
+    #[test]
+    fn a_code_unfit_for_a_label_becomes_the_unusable_code() {
+        let error = |code: &str| -> Result<(), EcsError> {
+            Err(EcsError::Api(Box::new(ApiError {
+                action: "DescribeTasks",
+                http_status: 400,
+                code: code.into(),
+                message: String::new(),
+                request_id: None,
+                host_id: None,
+                recommend: None,
+                retry_after: None,
+            })))
+        };
+        assert_eq!(outcome(&error("Throttling.User")), "Throttling.User");
+        assert_eq!(outcome(&error("a \"label\"\n")), redact::UNUSABLE_CODE);
+        assert_eq!(outcome(&error(&"A".repeat(65))), redact::UNUSABLE_CODE);
+    }
+}
