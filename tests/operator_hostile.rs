@@ -76,3 +76,30 @@ async fn unreadable_answers_are_retried_and_the_import_finishes_once_the_endpoin
     }
     rig.kill_controller().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ecs_call_that_does_not_answer_shows_in_status_at_once() {
+    let mut rig = Rig::start(600.0).await;
+    rig.start_controller().await;
+    rig.emulator.set_faults(hostile(FaultSpec {
+        hang_rate: 1.0,
+        ..Default::default()
+    }));
+    rig.create_minimal("silent").await;
+    let waiting = rig
+        .wait_for("silent", "Reconciling with WaitingForECS", |o| {
+            condition(o, "Reconciling").is_some_and(|(on, reason, message)| {
+                on && reason == "WaitingForECS" && message.contains("ImportImage")
+            })
+        })
+        .await;
+    // Seen during the first attempt: after it times out, the retry keeps lastError (Timeout).
+    let status = waiting.status.as_ref().unwrap();
+    assert!(status.last_error.is_none(), "{:?}", status.last_error);
+    assert!(waiting.status.as_ref().unwrap().image_id.is_none());
+    rig.emulator.set_faults(FaultSettings::default());
+    let done = rig.wait_available("silent").await;
+    let uid = done.metadata.uid.clone().unwrap();
+    assert_eq!(rig.images_of(&uid).await.len(), 1);
+    rig.kill_controller().await;
+}

@@ -32,6 +32,8 @@ pub mod reasons {
     pub const PAUSED: &str = "Paused";
     /// A transient error; retrying.
     pub const RETRYING: &str = "Retrying";
+    /// An ECS call has been outstanding for a while (the message names it and for how long).
+    pub const WAITING_FOR_ECS: &str = "WaitingForECS";
     /// Nothing is wrong.
     pub const AS_EXPECTED: &str = "AsExpected";
     /// The import task failed in ECS (when ECS gives no more specific code).

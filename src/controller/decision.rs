@@ -227,6 +227,9 @@ pub struct Timing {
     pub settle_time: Duration,
     /// Backoff for transient errors.
     pub backoff: Backoff,
+    /// An ECS call outstanding this long is shown in status (`Reconciling`, `WaitingForECS`), so a
+    /// slow or silent endpoint is visible long before the call's timeouts and retries run out.
+    pub waiting_notice: Duration,
 }
 
 impl Default for Timing {
@@ -241,6 +244,7 @@ impl Default for Timing {
                 base: Duration::from_secs(1),
                 cap: Duration::from_secs(300),
             },
+            waiting_notice: Duration::from_secs(5),
         }
     }
 }
@@ -813,6 +817,33 @@ pub fn abandon(resource: &Resource<'_>) -> Decision {
         message,
     });
     decision
+}
+
+/// The status while an ECS call is still outstanding after `waited`: `Reconciling` says which
+/// action, and since when; everything else stays as it was.
+pub fn waiting_for_ecs(
+    status: &ImageImportStatus,
+    generation: i64,
+    action: &str,
+    waited: Duration,
+    now: Timestamp,
+) -> ImageImportStatus {
+    let mut status = status.clone();
+    let message = format!(
+        "waiting for ECS: {action} has not answered for {}s",
+        waited.as_secs()
+    );
+    set_condition(
+        &mut status,
+        generation,
+        types::RECONCILING,
+        true,
+        reasons::WAITING_FOR_ECS,
+        &message,
+        now,
+    );
+    status.message = Some(message);
+    status
 }
 
 /// How a failure of this class is retried, as stored in `lastError.retry`.

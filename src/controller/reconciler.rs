@@ -751,7 +751,15 @@ async fn apply<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Result
         return Ok(Action::await_change());
     }
 
-    let observed = match observe(object, &status, &credentials, context, &key).await {
+    let observed = match patiently(
+        object,
+        &status,
+        "DescribeImages",
+        context,
+        observe(object, &status, &credentials, context, &key),
+    )
+    .await
+    {
         Ok(Some(observed)) => observed,
         // The poller has not seen this import yet; it wakes the resource after its first round.
         Ok(None) => return Ok(Action::requeue(context.timing.watchdog)),
@@ -782,7 +790,14 @@ async fn apply<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Result
         context.write_status(object, &decision.status).await?;
         context.publish(object, &decision).await;
     }
-    let outcome = execute(object, &resource, &decision, &credentials, context).await;
+    let outcome = patiently(
+        object,
+        &decision.status,
+        action_name(&decision.action),
+        context,
+        execute(object, &resource, &decision, &credentials, context),
+    )
+    .await;
     match outcome {
         Ok(Some(accepted)) => {
             // Record the IDs before anything else can fail.
@@ -1061,6 +1076,44 @@ pub fn import_request(resource: &DecisionResource<'_>) -> ImportImageRequest {
 }
 
 /// Carries out the decided action; returns the IDs when an import was accepted.
+/// Runs `work` (ECS calls); if it has not finished after `timing.waiting_notice`, writes `base`
+/// with `Reconciling` saying which action is outstanding, then waits on: a slow or silent endpoint
+/// shows in status at once, not only when the call's timeouts and retries have run out.
+async fn patiently<P: EcsPort, T>(
+    object: &ImageImport,
+    base: &ImageImportStatus,
+    action: &str,
+    context: &Context<P>,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    let mut work = std::pin::pin!(work);
+    let notice = context.timing.waiting_notice;
+    if action.is_empty() {
+        return work.await;
+    }
+    tokio::select! {
+        done = &mut work => return done,
+        () = tokio::time::sleep(notice) => {}
+    }
+    let generation = object.metadata.generation.unwrap_or(0);
+    let waiting = decision::waiting_for_ecs(base, generation, action, notice, Timestamp::now());
+    if let Err(error) = context.write_status(object, &waiting).await {
+        tracing::warn!(name = %object.name_any(), "failed to say that ECS is slow: {error}");
+    }
+    work.await
+}
+
+/// The ECS action behind a decided action, as people know it.
+fn action_name(action: &EcsAction) -> &'static str {
+    match action {
+        EcsAction::None => "",
+        EcsAction::Import => "ImportImage",
+        EcsAction::UpdateImage(_) => "ModifyImageAttribute",
+        EcsAction::CancelTask { .. } => "CancelTask",
+        EcsAction::DeleteImage { .. } => "DeleteImage",
+    }
+}
+
 async fn execute<P: EcsPort>(
     object: &ImageImport,
     resource: &DecisionResource<'_>,
@@ -1254,7 +1307,15 @@ async fn cleanup<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Resu
         context.write_status(object, &decision.status).await?;
     }
     context.publish(object, &decision).await;
-    match execute(object, &resource, &decision, &credentials, context).await {
+    let outcome = patiently(
+        object,
+        &decision.status,
+        action_name(&decision.action),
+        context,
+        execute(object, &resource, &decision, &credentials, context),
+    )
+    .await;
+    match outcome {
         Ok(_) => match decision.finalize {
             Finalize::Now | Finalize::AfterAction => {
                 context.reset_failures(&key);

@@ -64,6 +64,7 @@ pub fn fast_timing() -> Timing {
             base: Duration::from_millis(20),
             cap: Duration::from_millis(500),
         },
+        waiting_notice: Duration::from_secs(1),
     }
 }
 
