@@ -380,7 +380,10 @@ async fn retry_after_from_a_throttled_answer_is_honoured_within_the_cap() {
     let throttled = Canned::new(400, ecs_error("Throttling.User", "flow control"))
         .header("x-acs-retry-after", "0.05");
     let server = ScriptedServer::start(vec![throttled], |_| {
-        Some(Canned::new(200, r#"{"RequestId":"R"}"#))
+        Some(Canned::new(
+            200,
+            r#"{"RequestId":"R","TaskSet":{"Task":[]}}"#,
+        ))
     })
     .await;
     let client = EcsClient::new(ClientConfig {

@@ -321,8 +321,9 @@ pub struct DescribeTasksResponse {
     /// Page size.
     #[serde(default, deserialize_with = "flexible_u64")]
     pub page_size: u64,
-    /// The tasks on this page.
-    #[serde(default, rename = "TaskSet", deserialize_with = "task_set")]
+    /// The tasks on this page. Required, like `DescribeImages`' list: an answer without it is
+    /// unreadable, not "no such task".
+    #[serde(rename = "TaskSet", deserialize_with = "task_set")]
     pub tasks: Vec<TaskSummary>,
 }
 
@@ -647,8 +648,10 @@ pub struct DescribeImagesResponse {
     /// Page size.
     #[serde(default, deserialize_with = "flexible_u64")]
     pub page_size: u64,
-    /// The images on this page.
-    #[serde(default, rename = "Images", deserialize_with = "images")]
+    /// The images on this page. Required: ECS always sends the list (empty when nothing
+    /// matches), and an answer without it must not read as "no such image" — that would make a
+    /// broken gateway look like a deleted image.
+    #[serde(rename = "Images", deserialize_with = "images")]
     pub images: Vec<Image>,
 }
 
