@@ -14,7 +14,12 @@
 //! run of k consecutive seconds, `count ≤ R(k + 1) − 1 + R · HOLD_UP`. Without the limiter the
 //! first second alone would carry every resource's dry run and import (2 × imports ≥ 40).
 //!
-//! The CI version runs 20 imports; `SOAK_LONG=1` runs 100.
+//! The hostile soak: an ECS that answers HTML 502 pages, invalid JSON, answers missing their
+//! fields, truncated and 50 MB bodies, and hangs, at random, for a while, then heals. Every import
+//! still finishes with exactly one image, every deletion finishes, and the process's peak RSS is
+//! printed beside a run of the same size without hostile answers.
+//!
+//! The CI versions run 20 imports; `SOAK_LONG=1` runs 100.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails loudly by design
 
 mod emulator_support;
@@ -196,5 +201,179 @@ async fn under_throttling_5xx_latency_and_drops_everything_finishes_within_the_r
         None,
         "per second: {:?}",
         stats.per_second
+    );
+}
+
+/// The process's peak resident memory so far, in KiB (`VmHWM`).
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status.lines().find_map(|line| {
+                line.strip_prefix("VmHWM:")
+                    .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            })
+        })
+        .unwrap_or(0)
+}
+
+fn hostile_settings() -> FaultSettings {
+    FaultSettings {
+        default: FaultSpec {
+            html_502_rate: 0.05,
+            invalid_json_rate: 0.05,
+            missing_fields_rate: 0.05,
+            truncated_rate: 0.03,
+            oversized_rate: 0.02,
+            hang_rate: 0.02,
+            // Held open past the client's 2 s attempt timeout.
+            hang_ms: Some(4_000),
+            ..Default::default()
+        },
+        seed: Some(23),
+        ..Default::default()
+    }
+}
+
+/// Imports and deletes `names` through whatever the emulator answers; returns once all are gone,
+/// after checking one Available image per resource in between.
+async fn import_and_delete(
+    rig: &Rig,
+    names: &[String],
+    patience: Duration,
+    heal_after: Option<Duration>,
+) {
+    for name in names {
+        rig.create_minimal(name).await;
+    }
+    let started = tokio::time::Instant::now();
+    let mut healed = heal_after.is_none();
+    let deadline = started + patience;
+    loop {
+        if !healed && heal_after.is_some_and(|after| started.elapsed() >= after) {
+            rig.emulator.set_faults(FaultSettings::default());
+            healed = true;
+        }
+        let items = rig
+            .imports()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items;
+        let available = items
+            .iter()
+            .filter(|o| phase(o) == Some(Phase::Available))
+            .count();
+        if available == names.len() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{available} of {} Available after {patience:?}: {:?}",
+            names.len(),
+            items
+                .iter()
+                .map(|o| (
+                    o.name_any(),
+                    o.status.as_ref().and_then(|s| s.message.clone())
+                ))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let images = admin_images(&rig.emulator).await;
+    assert_eq!(
+        images.len(),
+        names.len(),
+        "one image per resource: {images:?}"
+    );
+    assert!(images.iter().all(|i| i.status == "Available"));
+    for name in names {
+        rig.delete(name).await;
+    }
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        let left = rig
+            .imports()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items;
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} resources still there after {patience:?}",
+            left.len()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(admin_images(&rig.emulator).await.is_empty(), "images left");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn against_a_hostile_ecs_that_heals_every_import_finishes_once_with_one_image() {
+    let long = std::env::var("SOAK_LONG").is_ok_and(|v| v == "1");
+    let imports = if long { 100 } else { 20 };
+    let patience = Duration::from_secs(if long { 900 } else { 180 });
+    let mut rig = Rig::start(120.0).await;
+    rig.raise_quotas(10_000);
+    rig.ecs = Arc::new(
+        EcsClient::new(ClientConfig {
+            endpoint: EcsEndpoint::override_url(&rig.emulator.url()).unwrap(),
+            backoff: Backoff {
+                base: Duration::from_millis(50),
+                cap: Duration::from_millis(1_000),
+            },
+            max_attempts: 4,
+            rate_limit: NonZeroU32::new(50),
+            request_timeout: Duration::from_secs(2),
+            ..ClientConfig::default()
+        })
+        .unwrap(),
+    );
+    rig.start_controller().await;
+
+    // The same number of imports against a healthy ECS first: the memory baseline.
+    let calm: Vec<String> = (0..imports).map(|i| format!("calm-{i:03}")).collect();
+    import_and_delete(&rig, &calm, patience, None).await;
+    let baseline = peak_rss_kib();
+
+    rig.emulator.set_faults(hostile_settings());
+    let names: Vec<String> = (0..imports).map(|i| format!("hostile-{i:03}")).collect();
+    // Hostile for a while, then healed; the deletions run on a healed ECS too.
+    let heal_after = Duration::from_secs(if long { 60 } else { 15 });
+    import_and_delete(&rig, &names, patience, Some(heal_after)).await;
+    let peak = peak_rss_kib();
+    rig.kill_controller().await;
+
+    let stats = rig.emulator.stats();
+    println!(
+        "hostile soak: {imports} imports, {} ECS requests; hostile answers: html_502 {}, invalid_json {}, \
+         missing_fields {}, truncated {}, oversized {}, hung {}; peak RSS {} KiB after the calm run, \
+         {} KiB after the hostile one (test process: operator, emulator and API double together)",
+        stats.requests,
+        stats.faults.html_bad_gateway,
+        stats.faults.invalid_json,
+        stats.faults.missing_fields,
+        stats.faults.truncated,
+        stats.faults.oversized,
+        stats.faults.hung,
+        baseline,
+        peak
+    );
+    let served = [
+        stats.faults.html_bad_gateway,
+        stats.faults.invalid_json,
+        stats.faults.missing_fields,
+        stats.faults.truncated,
+        stats.faults.oversized,
+        stats.faults.hung,
+    ];
+    assert!(
+        served.iter().all(|n| *n > 0),
+        "every hostile kind was served: {:?}",
+        stats.faults
     );
 }
