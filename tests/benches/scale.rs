@@ -53,7 +53,7 @@ use kube::ResourceExt;
 use kube::api::{Api, PostParams};
 use kube::runtime::watcher;
 use operator_support::process::OperatorProcess;
-use operator_support::{NS, Rig, minimal, phase};
+use operator_support::{Rig, minimal, phase};
 
 /// Emulated seconds per real second: the operator polls every real second, which is 15 emulated
 /// seconds, its production default.
@@ -222,7 +222,7 @@ async fn measure(n: usize) -> Figures {
     let available: Arc<Mutex<HashMap<String, Timestamp>>> = Arc::default();
     let watch = {
         let available = Arc::clone(&available);
-        let api: Api<ImageImport> = Api::namespaced(rig.client.clone(), NS);
+        let api: Api<ImageImport> = Api::namespaced(rig.client.clone(), &rig.ns);
         tokio::spawn(async move {
             let mut events = std::pin::pin!(watcher(api, watcher::Config::default()));
             while let Some(event) = events.try_next().await.unwrap_or(None) {
@@ -243,7 +243,7 @@ async fn measure(n: usize) -> Figures {
     };
 
     // N creations, 8 in flight; each records when its create returned.
-    let api: Api<ImageImport> = Api::namespaced(rig.client.clone(), NS);
+    let api: Api<ImageImport> = Api::namespaced(rig.client.clone(), &rig.ns);
     let create_started = Instant::now();
     let created: HashMap<String, Timestamp> = futures::stream::iter(0..n)
         .map(|i| {
