@@ -153,11 +153,13 @@ impl Operator {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Lines of the log that report a request the API server refused.
+    /// Lines of the log that report a request the API server refused (its message says
+    /// `... is forbidden: User ... cannot ...`, its reason `Forbidden`; a bare "403" would also
+    /// match timestamps).
     fn forbidden(&self) -> Vec<String> {
         self.log()
             .lines()
-            .filter(|l| l.contains("forbidden") || l.contains("Forbidden") || l.contains("403"))
+            .filter(|l| l.contains("forbidden") || l.contains("Forbidden"))
             .map(str::to_string)
             .collect()
     }
