@@ -4,8 +4,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails loudly by design
 
 mod chart_support;
+mod crd_cases;
 
 use chart_support::{NAMESPACE, RELEASE, kind, name, parse_documents, repo, template};
+use crd_cases::examples;
 use kube_double::{Server, ServerOptions};
 use serde_json::Value;
 
@@ -57,26 +59,6 @@ fn the_plain_manifests_match_the_chart_with_default_values() {
             "{MANIFESTS} lacks a {wanted}: {kinds:?}"
         );
     }
-}
-
-fn examples() -> Vec<(String, String)> {
-    let dir = repo().join("deploy/examples");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
-        .collect();
-    files.sort();
-    files
-        .into_iter()
-        .map(|path| {
-            let text = std::fs::read_to_string(&path).unwrap();
-            (
-                path.file_name().unwrap().to_string_lossy().into_owned(),
-                text,
-            )
-        })
-        .collect()
 }
 
 async fn api_with_the_crd() -> Server {
@@ -153,29 +135,7 @@ fn with_defaults(spec: &Value) -> Value {
 async fn the_validation_that_accepts_the_examples_refuses_broken_ones() {
     let server = api_with_the_crd().await;
     let examples = examples();
-    let text = |file: &str| examples.iter().find(|(f, _)| f == file).unwrap().1.clone();
-    let broken = [
-        ("arm64 with BIOS", text("arm64-uefi.yaml").replace("bootMode: UEFI", "bootMode: BIOS"), "UEFI"),
-        (
-            "Windows platform with osType linux",
-            text("windows-byol.yaml").replace("osType: windows", "osType: linux"),
-            "osType windows",
-        ),
-        (
-            "no disks",
-            text("minimal.yaml").replace(
-                "  diskDeviceMappings:\n    - ossBucket: my-images\n      ossObject: ubuntu/ubuntu-22.04.qcow2\n",
-                "  diskDeviceMappings: []\n",
-            ),
-            "diskDeviceMappings",
-        ),
-        (
-            "a reserved tag key",
-            text("data-disks.yaml").replace("    team: data", "    ecs-image-operator/uid: forged"),
-            "ecs-image-operator/",
-        ),
-        ("an unknown license", text("windows-byol.yaml").replace("licenseType: BYOL", "licenseType: OEM"), "licenseType"),
-    ];
+    let broken = crd_cases::broken_examples();
     for (what, yaml, expected) in broken {
         let original = examples.iter().any(|(_, t)| *t == yaml);
         assert!(

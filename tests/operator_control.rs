@@ -219,23 +219,19 @@ async fn only_the_watched_namespaces_are_reconciled_and_each_is_woken_by_the_pol
     use kube::api::{Api, PostParams};
 
     let mut rig = Rig::start(600.0).await;
+    // team-a and team-b (prefixed with the rig's namespace on the shared real server).
+    let team_a = rig.sibling_namespace("team-a").await;
+    let team_b = rig.sibling_namespace("team-b").await;
     let mut settings = rig.settings();
-    settings.namespaces = vec!["team-a".into(), "team-b".into()];
+    settings.namespaces = vec![team_a.clone(), team_b.clone()];
     // Only the poller's wake-ups, routed to each namespace's controller, can finish the imports.
     settings.timing.watchdog = Duration::from_secs(3600);
     let watching = std::sync::Arc::clone(&settings.watching);
     rig.start_controller_with(settings).await;
     let api =
         |namespace: &str| -> Api<ImageImport> { Api::namespaced(rig.client.clone(), namespace) };
-    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(rig.client.clone());
-    for namespace in ["team-a", "team-b"] {
-        let object = serde_json::from_value(json!({"metadata": {"name": namespace}})).unwrap();
-        namespaces
-            .create(&PostParams::default(), &object)
-            .await
-            .unwrap();
-    }
-    for namespace in ["team-a", "team-b", NS] {
+    let ignored_ns = rig.ns.clone();
+    for namespace in [team_a.as_str(), team_b.as_str(), &ignored_ns] {
         let object: ImageImport = serde_saphyr::from_str(
             // Image names are unique per region and account, so each resource names its own.
             &minimal(&format!("web-{namespace}"))
@@ -248,7 +244,7 @@ async fn only_the_watched_namespaces_are_reconciled_and_each_is_woken_by_the_pol
             .unwrap();
     }
     let deadline = Instant::now() + Duration::from_secs(60);
-    for namespace in ["team-a", "team-b"] {
+    for namespace in [&team_a, &team_b] {
         loop {
             let object = api(namespace)
                 .get(&format!("web-{namespace}"))
@@ -267,7 +263,10 @@ async fn only_the_watched_namespaces_are_reconciled_and_each_is_woken_by_the_pol
         }
     }
     assert!(watching.load(std::sync::atomic::Ordering::SeqCst));
-    let ignored = api(NS).get(&format!("web-{NS}")).await.unwrap();
+    let ignored = api(&ignored_ns)
+        .get(&format!("web-{ignored_ns}"))
+        .await
+        .unwrap();
     assert!(ignored.status.is_none(), "{:?}", ignored.status);
     assert!(ignored.finalizers().is_empty());
     assert!(rig.images_of(&ignored.uid().unwrap()).await.is_empty());

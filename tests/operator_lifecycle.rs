@@ -74,7 +74,10 @@ async fn an_import_reaches_available_showing_progress_on_the_way() {
     // The image carries the operator's three tags and the requested name.
     assert_eq!(images[0].image_name, "ubuntu");
     assert_eq!(images[0].tag("ecs-image-operator/name"), Some("ubuntu"));
-    assert_eq!(images[0].tag("ecs-image-operator/namespace"), Some(NS));
+    assert_eq!(
+        images[0].tag("ecs-image-operator/namespace"),
+        Some(rig.ns.as_str())
+    );
 
     let stats = rig.emulator.stats();
     let imports = stats.import_calls.iter().filter(|c| !c.dry_run).count();

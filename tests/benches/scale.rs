@@ -7,6 +7,10 @@
 //! `SCALE_SIZES=10,100,1000,10000 cargo bench --bench scale` adds 10,000 (about 6 more minutes
 //! here: the API double, not the operator, sets the pace).
 //!
+//! On the real kube-apiserver instead of the double: `ECS_IMAGE_OPERATOR_TIER=envtest` with
+//! `KUBEBUILDER_ASSETS` (see the README's envtest tier); each size then gets a fresh namespace on
+//! the one server, and the operator watches only that namespace.
+//!
 //! Per size, a fresh double, emulator and operator:
 //! - the operator's resident memory once it is ready with no resource (idle), and at the end with
 //!   every resource `Available` and cached;
@@ -53,7 +57,7 @@ use kube::ResourceExt;
 use kube::api::{Api, PostParams};
 use kube::runtime::watcher;
 use operator_support::process::OperatorProcess;
-use operator_support::{NS, Rig, minimal, phase};
+use operator_support::{Rig, minimal, phase};
 
 /// Emulated seconds per real second: the operator polls every real second, which is 15 emulated
 /// seconds, its production default.
@@ -212,6 +216,8 @@ async fn measure(n: usize) -> Figures {
     let probe = format!("127.0.0.1:{port}");
     let mut flags: Vec<&str> = OPERATOR_FLAGS.to_vec();
     flags.extend(["--probe-address", &probe]);
+    let namespaces = rig.namespace_flags();
+    flags.extend(namespaces.iter().map(String::as_str));
     let mut operator = OperatorProcess::spawn(&kubeconfig, &rig.emulator, &flags);
     wait_ready(port).await;
     // Ready means the controller was started; give it a moment to list and settle.
@@ -222,7 +228,7 @@ async fn measure(n: usize) -> Figures {
     let available: Arc<Mutex<HashMap<String, Timestamp>>> = Arc::default();
     let watch = {
         let available = Arc::clone(&available);
-        let api: Api<ImageImport> = Api::namespaced(rig.client.clone(), NS);
+        let api: Api<ImageImport> = Api::namespaced(rig.client.clone(), &rig.ns);
         tokio::spawn(async move {
             let mut events = std::pin::pin!(watcher(api, watcher::Config::default()));
             while let Some(event) = events.try_next().await.unwrap_or(None) {
@@ -243,14 +249,16 @@ async fn measure(n: usize) -> Figures {
     };
 
     // N creations, 8 in flight; each records when its create returned.
-    let api: Api<ImageImport> = Api::namespaced(rig.client.clone(), NS);
+    let api: Api<ImageImport> = Api::namespaced(rig.client.clone(), &rig.ns);
     let create_started = Instant::now();
     let created: HashMap<String, Timestamp> = futures::stream::iter(0..n)
         .map(|i| {
             let api = api.clone();
+            let namespace = rig.ns.clone();
             async move {
-                let object: ImageImport =
+                let mut object: ImageImport =
                     serde_saphyr::from_str(&minimal(&format!("scale-{i:05}"))).unwrap();
+                object.metadata.namespace = Some(namespace);
                 let object = api.create(&PostParams::default(), &object).await.unwrap();
                 (object.uid().unwrap(), Timestamp::now())
             }
@@ -486,9 +494,14 @@ fn mark(met: bool) -> &'static str {
 
 async fn run() {
     let sizes = sizes();
-    println!(
-        "scale benchmark: the real operator process against the Kubernetes API double and the ECS emulator"
-    );
+    let back_end = match operator_support::Tier::selected() {
+        operator_support::Tier::Double => "the Kubernetes API double".to_string(),
+        operator_support::Tier::Envtest => format!(
+            "kube-apiserver v1.28 (envtest, {})",
+            std::env::var("KUBEBUILDER_ASSETS").unwrap_or_default()
+        ),
+    };
+    println!("scale benchmark: the real operator process against {back_end} and the ECS emulator");
     println!("machine: {}", machine());
     println!(
         "emulator: time scale {TIME_SCALE}× (1 real s = {TIME_SCALE} emulated s); every import takes {IMPORT_SECONDS} emulated s ({:.0} real s)",

@@ -1,7 +1,15 @@
-//! The real controller, in process, between the Kubernetes API double and the ECS emulator: a
-//! rig that starts all three, creates `ImageImport`s and waits for what their status says.
+//! The real controller, in process, between a Kubernetes API and the ECS emulator: a rig that
+//! starts them, creates `ImageImport`s and waits for what their status says.
+//!
+//! The Kubernetes back-end is a parameter ([`Tier`]): the API double by default, or a real
+//! kube-apiserver (see `tests/envtest_support`) when `ECS_IMAGE_OPERATOR_TIER=envtest` and
+//! `KUBEBUILDER_ASSETS` are set. The scenarios are the same; on the real server, shared by every
+//! test of the binary, each rig has a namespace of its own ([`Rig::ns`]) and its controller
+//! watches only that namespace.
 #![allow(dead_code)] // each test crate uses its own subset
 
+#[path = "../envtest_support/mod.rs"]
+pub mod envtest;
 pub mod process;
 
 use std::num::NonZeroU32;
@@ -28,16 +36,85 @@ use kube_double::{Server, ServerOptions};
 
 use crate::emulator_support;
 
-/// Namespace of every test resource.
+/// Namespace of every test resource on the double (on the real server: [`Rig::ns`]).
 pub const NS: &str = "default";
+
+/// The variable that selects the back-end of the rig: `envtest` for the real API server.
+pub const TIER_VAR: &str = "ECS_IMAGE_OPERATOR_TIER";
+
+/// Which Kubernetes API the rig runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// `tests/kube-double`, one per rig.
+    Double,
+    /// The binary's kube-apiserver (`KUBEBUILDER_ASSETS`), a namespace per rig.
+    Envtest,
+}
+
+impl Tier {
+    /// The tier `ECS_IMAGE_OPERATOR_TIER` selects (`envtest`, else the double).
+    pub fn selected() -> Self {
+        match std::env::var(TIER_VAR).as_deref() {
+            Ok("envtest") => Self::Envtest,
+            Ok("double") | Ok("") | Err(_) => Self::Double,
+            Ok(other) => panic!("{TIER_VAR}={other}: expected `envtest` or `double`"),
+        }
+    }
+}
+
+/// The Kubernetes API of a rig.
+pub enum Kube {
+    /// The double: the test may inject faults and read its request log.
+    Double(Server),
+    /// The real API server, shared by the binary's tests.
+    Envtest(&'static envtest::Envtest),
+}
+
+impl Kube {
+    /// Whether this is the double.
+    pub fn is_double(&self) -> bool {
+        matches!(self, Self::Double(_))
+    }
+
+    /// The double's fault injection; the real server has none, so a test that needs it runs
+    /// only on the double.
+    pub fn faults(&self) -> &kube_double::Faults {
+        match self {
+            Self::Double(server) => server.faults(),
+            Self::Envtest(_) => panic!("fault injection exists only on the double"),
+        }
+    }
+
+    /// Writes a kubeconfig for the operator process (the admin token on the real server).
+    pub fn write_kubeconfig(&self, path: &std::path::Path) -> Result<(), String> {
+        match self {
+            Self::Double(server) => server.write_kubeconfig(path).map_err(|e| e.to_string()),
+            Self::Envtest(envtest) => std::fs::write(
+                path,
+                envtest.kubeconfig_yaml(envtest.admin_token(), "default"),
+            )
+            .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// A client for the test's own reads and writes (admin on the real server).
+    pub async fn client(&self) -> Client {
+        match self {
+            Self::Double(server) => kube_client(server).await,
+            Self::Envtest(envtest) => envtest.admin_client().await,
+        }
+    }
+}
 
 /// How long a test waits for a status before it fails.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
 /// The double, the emulator, clients of both, and the controller when it runs.
 pub struct Rig {
-    /// The Kubernetes API double, with the operator's CRD.
-    pub kube: Server,
+    /// The Kubernetes API (the double, or the real server), with the operator's CRD.
+    pub kube: Kube,
+    /// The namespace of this rig's resources: [`NS`] on the double, a fresh one on the real server.
+    pub ns: String,
     /// The ECS emulator.
     pub emulator: EmulatorHandle,
     /// A Kubernetes client for the test's own reads and writes.
@@ -118,14 +195,27 @@ impl Rig {
 
     /// As [`Rig::start`], with an emulator configured by the caller.
     pub async fn start_with(config: EmulatorConfig) -> Self {
-        let kube = Server::start(ServerOptions::default()).await.unwrap();
-        kube.apply_yaml(&ecs_image_operator::api::crd_yaml().unwrap())
-            .unwrap();
+        let (kube, ns) = match Tier::selected() {
+            Tier::Double => {
+                let server = Server::start(ServerOptions::default()).await.unwrap();
+                server
+                    .apply_yaml(&ecs_image_operator::api::crd_yaml().unwrap())
+                    .unwrap();
+                (Kube::Double(server), NS.to_string())
+            }
+            Tier::Envtest => {
+                let envtest = envtest::get()
+                    .unwrap_or_else(|| panic!("{TIER_VAR}=envtest needs {}", envtest::ASSETS_VAR));
+                let ns = envtest.fresh_namespace("rig").await;
+                (Kube::Envtest(envtest), ns)
+            }
+        };
         let emulator = emulator_support::start_with(config).await;
-        let client = kube_client(&kube).await;
+        let client = kube.client().await;
         let ecs = Arc::new(ecs_client(&emulator));
         Self {
             kube,
+            ns,
             emulator,
             client,
             ecs,
@@ -155,10 +245,11 @@ impl Rig {
         });
     }
 
-    /// Settings of the controller: the emulator's key as operator-wide credentials.
+    /// Settings of the controller: the emulator's key as operator-wide credentials; every
+    /// namespace on the double, the rig's own on the shared real server.
     pub fn settings(&self) -> Settings {
         Settings {
-            namespaces: Vec::new(),
+            namespaces: self.watched(),
             timing: self.timing,
             concurrency: 16,
             default_credentials: Some(Arc::new(emulator_support::creds())),
@@ -168,6 +259,42 @@ impl Rig {
             liveness: Default::default(),
             secret_access: Default::default(),
         }
+    }
+
+    /// The namespaces a controller of this rig watches: all (none named) on the double, only the
+    /// rig's own on the real server, where other tests' resources live too.
+    pub fn watched(&self) -> Vec<String> {
+        if self.kube.is_double() {
+            Vec::new()
+        } else {
+            vec![self.ns.clone()]
+        }
+    }
+
+    /// `--namespace` flags for an operator process with [`Rig::watched`].
+    pub fn namespace_flags(&self) -> Vec<String> {
+        self.watched()
+            .into_iter()
+            .flat_map(|ns| ["--namespace".to_string(), ns])
+            .collect()
+    }
+
+    /// Another namespace for this rig, created: `name` itself on the double (one per rig), and
+    /// `<rig namespace>-<name>` on the shared real server.
+    pub async fn sibling_namespace(&self, name: &str) -> String {
+        let full = if self.kube.is_double() {
+            name.to_string()
+        } else {
+            format!("{}-{name}", self.ns)
+        };
+        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.client.clone());
+        let object =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": full}})).unwrap();
+        namespaces
+            .create(&PostParams::default(), &object)
+            .await
+            .unwrap();
+        full
     }
 
     /// Starts the controller in this process.
@@ -180,7 +307,7 @@ impl Rig {
     pub async fn start_controller_with(&mut self, settings: Settings) {
         assert!(self.controller.is_none(), "the controller already runs");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let client = kube_client(&self.kube).await;
+        let client = self.kube.client().await;
         let task = tokio::spawn(reconciler::run(
             client,
             Arc::clone(&self.ecs),
@@ -202,12 +329,13 @@ impl Rig {
 
     /// The ImageImport API of the test namespace.
     pub fn imports(&self) -> Api<ImageImport> {
-        Api::namespaced(self.client.clone(), NS)
+        Api::namespaced(self.client.clone(), &self.ns)
     }
 
-    /// Creates an ImageImport from YAML.
+    /// Creates an ImageImport from YAML, in the rig's namespace.
     pub async fn create(&self, yaml: &str) -> ImageImport {
-        let object: ImageImport = serde_saphyr::from_str(yaml).unwrap();
+        let mut object: ImageImport = serde_saphyr::from_str(yaml).unwrap();
+        object.metadata.namespace = Some(self.ns.clone());
         self.imports()
             .create(&PostParams::default(), &object)
             .await
@@ -284,7 +412,7 @@ impl Rig {
     /// Waits until the Events of the test namespace include what `wanted` accepts (Events follow
     /// the status write they describe), and returns those.
     pub async fn wait_for_events(&self, what: &str, wanted: impl Fn(&Event) -> bool) -> Vec<Event> {
-        let events: Api<Event> = Api::namespaced(self.client.clone(), NS);
+        let events: Api<Event> = Api::namespaced(self.client.clone(), &self.ns);
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             let found: Vec<Event> = events
@@ -344,11 +472,11 @@ impl Rig {
 
     /// Creates or replaces a credentials Secret in the test namespace.
     pub async fn put_secret(&self, name: &str, id: &str, secret: &str) {
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), NS);
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.ns);
         let object: Secret = serde_json::from_value(serde_json::json!({
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": {"name": name, "namespace": NS},
+            "metadata": {"name": name, "namespace": self.ns},
             "stringData": {"accessKeyId": id, "accessKeySecret": secret},
         }))
         .unwrap();
