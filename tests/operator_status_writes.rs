@@ -39,8 +39,10 @@ async fn a_refused_status_write_is_retried_compact_and_the_import_goes_on() {
     rig.create_minimal("refused-once").await;
     let done = rig.wait_available("refused-once").await;
     assert_eq!(phase(&done), Some(Phase::Available));
-    let statuses: Vec<Option<u16>> = rig
-        .kube
+    let Kube::Double(double) = &rig.kube else {
+        panic!("the request log exists only on the double");
+    };
+    let statuses: Vec<Option<u16>> = double
         .requests()
         .iter()
         .filter(|r| r.method == "PATCH" && r.path == status_path("refused-once"))
