@@ -81,7 +81,7 @@ fn apply(envtest: &Envtest, objects: &[Value]) {
 }
 
 /// The operator's container env of the rendered Deployment: the values that decide what it
-/// watches and which Lease it holds.
+/// watches, which Lease it holds, and which Secret reader it names.
 fn deployment_env(objects: &[Value]) -> Vec<(String, String)> {
     let deployment = chart_support::one(objects, "Deployment");
     deployment["spec"]["template"]["spec"]["containers"][0]["env"]
@@ -95,6 +95,8 @@ fn deployment_env(objects: &[Value]) -> Vec<(String, String)> {
                 "ECS_IMAGE_OPERATOR_NAMESPACE",
                 "ECS_IMAGE_OPERATOR_LEADER_ELECTION",
                 "ECS_IMAGE_OPERATOR_LEADER_ELECTION_LEASE",
+                "ECS_IMAGE_OPERATOR_SECRET_READER_ROLE",
+                "ECS_IMAGE_OPERATOR_SERVICE_ACCOUNT",
             ]
             .contains(&name)
             .then(|| (name.to_string(), value.to_string()))
@@ -398,4 +400,87 @@ async fn a_rule_removed_from_the_cluster_role_fails_naming_the_forbidden_request
     api.delete("broken-import", &DeleteParams::default())
         .await
         .unwrap();
+}
+
+/// A credentials Secret with the emulator's key, and an ImageImport naming it, in `namespace`.
+async fn secret_and_import(client: &Client, namespace: &str, name: &str) {
+    use k8s_openapi::api::core::v1::Secret;
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "team-key", "namespace": namespace},
+        "stringData": {
+            "accessKeyId": emulator_support::AK_ID,
+            "accessKeySecret": emulator_support::AK_SECRET,
+        },
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let mut object: ImageImport = serde_saphyr::from_str(&minimal(name).replace(
+        "  regionId:",
+        "  credentialsSecretRef:\n    name: team-key\n  regionId:",
+    ))
+    .unwrap();
+    object.metadata.namespace = Some(namespace.to_string());
+    Api::<ImageImport>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &object)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_read_only_where_a_namespace_opted_in_and_the_quoted_command_opts_in() {
+    let Some(envtest) = envtest::get_or_say_why("RBAC Secret opt-in") else {
+        return;
+    };
+    let _one = ONE_AT_A_TIME.lock().await;
+    let release_ns = envtest.fresh_namespace("operator").await;
+    let opted = envtest.fresh_namespace("opted").await;
+    let other = envtest.fresh_namespace("other").await;
+    let objects = render(
+        "secret-opt-in",
+        &release_ns,
+        &[&format!("credentials.secretNamespaces[0]={opted}")],
+    );
+    apply(envtest, &rbac_objects(&objects));
+    let token = envtest
+        .service_account_token(&release_ns, &service_account(&objects))
+        .await;
+    let emulator = emulator().await;
+    let mut env = deployment_env(&objects);
+    env.push(("ECS_IMAGE_OPERATOR_EXTERNAL_RETRY".into(), "1".into()));
+    let operator = Operator::spawn(envtest, &token, &release_ns, &env, &emulator);
+    let admin = envtest.admin_client().await;
+    secret_and_import(&admin, &opted, "with-access").await;
+    secret_and_import(&admin, &other, "without-access").await;
+
+    wait_for(&admin, &opted, "with-access", &operator, "Ready", ready).await;
+    let api = Api::<ImageImport>::namespaced(admin.clone(), &other);
+    wait_for(
+        &admin,
+        &other,
+        "without-access",
+        &operator,
+        "a CredentialsSecretForbidden stall",
+        |o| {
+            o.and_then(|o| condition(o, "Stalled"))
+                .is_some_and(|(on, reason, _)| on && reason == "CredentialsSecretForbidden")
+        },
+    )
+    .await;
+    let stalled = api.get("without-access").await.unwrap();
+    let (_, _, message) = condition(&stalled, "Stalled").unwrap();
+    // The message quotes the one command a namespace admin runs; run it as it is written.
+    let command = message
+        .split('`')
+        .nth(1)
+        .unwrap_or_else(|| panic!("no quoted command in {message}"));
+    let args: Vec<&str> = command.split_whitespace().collect();
+    assert_eq!(args.first(), Some(&"kubectl"), "{command}");
+    envtest
+        .kubectl(&args[1..], None)
+        .unwrap_or_else(|e| panic!("{command}: {e}"));
+    // Access granted: the import starts without a restart or a change to the resource.
+    wait_for(&admin, &other, "without-access", &operator, "Ready", ready).await;
 }
