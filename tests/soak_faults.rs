@@ -121,65 +121,7 @@ async fn under_throttling_5xx_latency_and_drops_everything_finishes_within_the_r
     rig.start_controller().await;
 
     let names: Vec<String> = (0..imports).map(|i| format!("faulty-{i:03}")).collect();
-    for name in &names {
-        rig.create_minimal(name).await;
-    }
-    let deadline = tokio::time::Instant::now() + patience;
-    loop {
-        let items = rig
-            .imports()
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items;
-        let available = items
-            .iter()
-            .filter(|o| phase(o) == Some(Phase::Available))
-            .count();
-        if available == imports {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{available} of {imports} Available after {patience:?}: {:?}",
-            items
-                .iter()
-                .map(|o| (
-                    o.name_any(),
-                    o.status.as_ref().and_then(|s| s.message.clone())
-                ))
-                .collect::<Vec<_>>()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    let images = admin_images(&rig.emulator).await;
-    assert_eq!(images.len(), imports, "one image per resource: {images:?}");
-    assert!(images.iter().all(|i| i.status == "Available"));
-
-    for name in &names {
-        rig.delete(name).await;
-    }
-    let deadline = tokio::time::Instant::now() + patience;
-    loop {
-        let left = rig
-            .imports()
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items;
-        if left.is_empty() {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{} resources still there after {patience:?}: {:?}",
-            left.len(),
-            left.iter().map(ResourceExt::finalizers).collect::<Vec<_>>()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    let images = admin_images(&rig.emulator).await;
-    assert!(images.is_empty(), "images left: {images:?}");
+    import_and_delete(&rig, &names, patience, None).await;
     rig.kill_controller().await;
 
     let stats = rig.emulator.stats();

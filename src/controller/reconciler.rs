@@ -698,25 +698,19 @@ async fn apply<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Result
     let key = ObjectRef::from_obj(object);
     let status = object.status.clone().unwrap_or_default();
     let now = Timestamp::now();
-    let (credentials, version) = match context.credentials(object).await {
+    // The credentials, and the account they belong to: the one failure of either is decided on.
+    let found = async {
+        let (credentials, version) = context.credentials(object).await.map_err(|f| (f, None))?;
+        let account = context
+            .account_of(&credentials)
+            .await
+            .map_err(|f| (f, version.clone()))?;
+        Ok::<_, (Failure, Option<String>)>((credentials, version, account))
+    }
+    .await;
+    let (credentials, version, account) = match found {
         Ok(found) => found,
-        Err(failure) => {
-            let resource = decision_resource(object, &status, None, None);
-            let failures = context.count_failure(&key);
-            let decision = decision::after_failure(
-                &resource,
-                &status,
-                &failure,
-                failures,
-                &context.timing,
-                now,
-            );
-            return finish(object, context, decision).await;
-        }
-    };
-    let account = match context.account_of(&credentials).await {
-        Ok(account) => account,
-        Err(failure) => {
+        Err((failure, version)) => {
             let resource = decision_resource(object, &status, version.as_deref(), None);
             let failures = context.count_failure(&key);
             let decision = decision::after_failure(
