@@ -79,6 +79,23 @@ fn the_budget_check_catches_a_burst_and_passes_a_steady_rate() {
     );
 }
 
+/// The operator's client in a soak: retries as in production but faster, a rate budget of `rate`
+/// per second, and `timeout` per attempt.
+fn soak_client(rig: &Rig, rate: u32, timeout: Duration) -> EcsClient {
+    EcsClient::new(ClientConfig {
+        endpoint: EcsEndpoint::override_url(&rig.emulator.url()).unwrap(),
+        backoff: Backoff {
+            base: Duration::from_millis(50),
+            cap: Duration::from_millis(1_000),
+        },
+        max_attempts: 4,
+        rate_limit: NonZeroU32::new(rate),
+        request_timeout: timeout,
+        ..ClientConfig::default()
+    })
+    .unwrap()
+}
+
 fn settings() -> FaultSettings {
     FaultSettings {
         default: FaultSpec {
@@ -104,20 +121,7 @@ async fn under_throttling_5xx_latency_and_drops_everything_finishes_within_the_r
     rig.raise_quotas(10_000);
     rig.emulator.set_faults(settings());
     // The operator's client: a budget of RATE per second, retries as in production but faster.
-    rig.ecs = Arc::new(
-        EcsClient::new(ClientConfig {
-            endpoint: EcsEndpoint::override_url(&rig.emulator.url()).unwrap(),
-            backoff: Backoff {
-                base: Duration::from_millis(50),
-                cap: Duration::from_millis(1_000),
-            },
-            max_attempts: 4,
-            rate_limit: NonZeroU32::new(RATE),
-            request_timeout: Duration::from_secs(5),
-            ..ClientConfig::default()
-        })
-        .unwrap(),
-    );
+    rig.ecs = Arc::new(soak_client(&rig, RATE, Duration::from_secs(5)));
     rig.start_controller().await;
 
     let names: Vec<String> = (0..imports).map(|i| format!("faulty-{i:03}")).collect();
@@ -286,20 +290,7 @@ async fn against_a_hostile_ecs_that_heals_every_import_finishes_once_with_one_im
     let patience = Duration::from_secs(if long { 900 } else { 180 });
     let mut rig = Rig::start(120.0).await;
     rig.raise_quotas(10_000);
-    rig.ecs = Arc::new(
-        EcsClient::new(ClientConfig {
-            endpoint: EcsEndpoint::override_url(&rig.emulator.url()).unwrap(),
-            backoff: Backoff {
-                base: Duration::from_millis(50),
-                cap: Duration::from_millis(1_000),
-            },
-            max_attempts: 4,
-            rate_limit: NonZeroU32::new(50),
-            request_timeout: Duration::from_secs(2),
-            ..ClientConfig::default()
-        })
-        .unwrap(),
-    );
+    rig.ecs = Arc::new(soak_client(&rig, 50, Duration::from_secs(2)));
     rig.start_controller().await;
 
     // The same number of imports against a healthy ECS first: the memory baseline.
