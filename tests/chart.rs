@@ -298,9 +298,10 @@ fn operator_permissions() -> BTreeSet<Permission> {
     ])
 }
 
-/// Only in opted-in namespaces: the named Secret is read, Secret metadata watched. Never written.
+/// Only in opted-in namespaces: the named Secret is read, Secret metadata watched, and the
+/// credentials-in-use finalizer patched on and off. Its data is never written.
 fn secret_permissions() -> BTreeSet<Permission> {
-    table(&[("", "secrets", &["get", "list", "watch"], "")])
+    table(&[("", "secrets", &["get", "list", "watch", "patch"], "")])
 }
 
 fn named<'a>(objects: &'a [Value], wanted_kind: &str, wanted_name: &str) -> Vec<&'a Value> {

@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 use ecs_image_operator::api::image_import::{ImageImport, Phase};
 use ecs_image_operator::emulator::{EmulatorConfig, EmulatorHandle};
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::Client;
 use kube::api::{Api, DeleteParams, PostParams};
+use kube::{Client, ResourceExt};
 use operator_support::envtest::{self, Envtest};
 use operator_support::{condition, minimal, phase};
 use serde_json::{Value, json};
@@ -483,4 +483,21 @@ async fn secrets_are_read_only_where_a_namespace_opted_in_and_the_quoted_command
         .unwrap_or_else(|e| panic!("{command}: {e}"));
     // Access granted: the import starts without a restart or a change to the resource.
     wait_for(&admin, &other, "without-access", &operator, "Ready", ready).await;
+    // The role lets the operator keep the Secrets in use (their finalizer), in both namespaces.
+    for namespace in [&opted, &other] {
+        let secret =
+            Api::<k8s_openapi::api::core::v1::Secret>::namespaced(admin.clone(), namespace)
+                .get("team-key")
+                .await
+                .unwrap();
+        assert!(
+            secret
+                .finalizers()
+                .iter()
+                .any(|f| f == ecs_image_operator::api::image_import::CREDENTIALS_FINALIZER),
+            "{namespace}/team-key: {:?}; operator log:\n{}",
+            secret.finalizers(),
+            operator.log()
+        );
+    }
 }

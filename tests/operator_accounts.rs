@@ -10,7 +10,7 @@ use ecs_image_operator::api::image_import::ImageImport;
 use ecs_image_operator::emulator::auth::AccessKey;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use operator_support::*;
 use serde_json::json;
 
@@ -144,11 +144,22 @@ async fn a_deletion_without_credentials_waits_until_the_image_is_abandoned_on_pu
     let available = rig.wait_available("orphan").await;
     let uid = available.metadata.uid.clone().unwrap();
 
+    // The Secret is kept while the resource names it: gone for good only when someone forces its
+    // finalizer off, as `kubectl patch secret gone -p '{"metadata":{"finalizers":null}}'` does.
     let secrets: Api<Secret> = Api::namespaced(rig.client.clone(), NS);
     secrets
         .delete("gone", &DeleteParams::default())
         .await
         .unwrap();
+    secrets
+        .patch(
+            "gone",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .unwrap();
+    assert!(secrets.get_opt("gone").await.unwrap().is_none());
     rig.delete("orphan").await;
     rig.wait_for("orphan", "a deletion stalled with the way out", |o| {
         stalled_on(o, "CredentialsSecretNotFound")

@@ -19,6 +19,10 @@ pub const GROUP: &str = "ecs.image-import.dev";
 pub const VERSION: &str = "v1alpha1";
 /// The finalizer that lets the operator cancel or delete in ECS before the resource goes.
 pub const FINALIZER: &str = "ecs.image-import.dev/cleanup";
+/// The finalizer the operator puts on a credentials Secret while an ImageImport names it, so the
+/// Secret outlives every resource that needs it to cancel or delete in ECS — a namespace deletion
+/// above all, which would otherwise delete the Secret first and leave the resources stuck.
+pub const CREDENTIALS_FINALIZER: &str = "ecs.image-import.dev/credentials-in-use";
 /// `metadata.annotations` key that pauses all ECS changes for a resource when `"true"`.
 pub const PAUSED_ANNOTATION: &str = "ecs.image-import.dev/paused";
 /// `metadata.annotations` key that, when `"true"` on a resource being deleted, lets it go without

@@ -3,7 +3,8 @@
 //! in batches; [`port`] is the controller's only way to ECS; [`events`] publishes Kubernetes Events;
 //! [`status_writer`] writes status (and a compact one when the full one is refused); [`leader`]
 //! elects the one replica that may run it; [`liveness`] tells a wedged run from a healthy one;
-//! [`secret_watches`] follows credentials Secrets in the namespaces that let the operator read them.
+//! [`secret_watches`] follows credentials Secrets in the namespaces that let the operator read them;
+//! [`secrets_in_use`] keeps a finalizer on each Secret while a resource names it.
 
 pub mod decision;
 pub mod events;
@@ -13,4 +14,5 @@ pub mod poller;
 pub mod port;
 pub mod reconciler;
 pub mod secret_watches;
+pub mod secrets_in_use;
 pub mod status_writer;

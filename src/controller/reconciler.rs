@@ -26,11 +26,12 @@ use super::events::{EventPublisher, Note};
 use super::poller::{GroupKey, Poller, image_view};
 use super::port::EcsPort;
 use super::secret_watches::SecretWatches;
+use super::secrets_in_use::{self, SecretKey, SecretsInUse};
 use super::status_writer;
 use crate::api::conditions;
 use crate::api::image_import::{
-    ABANDON_ANNOTATION, FINALIZER, ImageImport, ImageImportStatus, PAUSED_ANNOTATION, Phase,
-    UID_TAG,
+    ABANDON_ANNOTATION, CREDENTIALS_FINALIZER, FINALIZER, ImageImport, ImageImportStatus,
+    PAUSED_ANNOTATION, Phase, UID_TAG,
 };
 use crate::ecs::api::{
     ALL_IMAGE_STATUSES, CancelTaskRequest, DeleteImageRequest, DescribeImagesRequest,
@@ -85,9 +86,6 @@ impl Error {
     }
 }
 
-/// A Secret by (namespace, name).
-type SecretKey = (String, String);
-
 /// What the controller needs, shared by every reconcile.
 pub struct Context<P: EcsPort> {
     client: Client,
@@ -100,6 +98,7 @@ pub struct Context<P: EcsPort> {
     /// once per key, not per reconcile.
     accounts: Mutex<HashMap<String, String>>,
     secret_watches: Arc<SecretWatches>,
+    secrets_in_use: SecretsInUse,
     secret_access: SecretAccess,
     events: EventPublisher,
     timing: Timing,
@@ -150,17 +149,18 @@ impl Default for SecretAccess {
 }
 
 impl SecretAccess {
-    /// Why the Secret cannot be read, and the one command that opts the namespace in.
-    pub fn forbidden_message(&self, namespace: &str, name: &str) -> String {
+    /// Why the operator may not `verb` the Secret (read it, or put its finalizer on), and the one
+    /// command that opts the namespace in.
+    pub fn forbidden_message(&self, verb: &str, namespace: &str, name: &str) -> String {
         if self.cluster_role.is_empty() {
             return format!(
-                "the operator may not read Secret {namespace}/{name}: list {namespace} in the chart's \
+                "the operator may not {verb} Secret {namespace}/{name}: list {namespace} in the chart's \
                  credentials.secretNamespaces (a Role and RoleBinding there); the import starts on \
                  its own once they exist"
             );
         }
         format!(
-            "the operator may not read Secret {namespace}/{name}: a namespace admin opts the namespace \
+            "the operator may not {verb} Secret {namespace}/{name}: a namespace admin opts the namespace \
              in with `kubectl -n {namespace} create rolebinding ecs-image-operator-secrets \
              --clusterrole={} --serviceaccount={}` (or the chart's credentials.secretNamespaces lists \
              it); the import starts on its own once the RoleBinding exists",
@@ -195,6 +195,7 @@ pub async fn run<P: EcsPort>(
         failures: Mutex::new(HashMap::new()),
         accounts: Mutex::new(HashMap::new()),
         secret_watches: Arc::new(SecretWatches::new(client.clone())),
+        secrets_in_use: SecretsInUse::new(client.clone()),
         secret_access: settings.secret_access.clone(),
         events: EventPublisher::new(
             client.clone(),
@@ -333,6 +334,8 @@ async fn controller<P: EcsPort>(
     };
     let (reader, writer) = reflector::store();
     let (watch_beat, loop_beat) = (ready.liveness.clone(), ready.liveness.clone());
+    // Resources gone from the cache, for the sweeper (after the cache dropped them).
+    let (gone_tx, gone_rx) = futures::channel::mpsc::unbounded();
     // Only changes that can alter a decision wake a resource: our own status writes do not.
     let trigger = watcher(imports, watcher::Config::default().any_semantic())
         .default_backoff()
@@ -344,17 +347,27 @@ async fn controller<P: EcsPort>(
                 ready.set(true);
             }
             Err(_) => ready.set(false),
+            Ok(watcher::Event::Delete(object)) => {
+                watch_beat.watch_beat();
+                if let Some(secret) = secrets_in_use::secret_of(object) {
+                    let _ = gone_tx.unbounded_send((object.uid(), secret));
+                }
+            }
             Ok(_) => watch_beat.watch_beat(),
         })
         .applied_objects()
         .predicate_filter(wake_predicate, PredicateConfig::default());
     let store = reader.clone();
+    context
+        .secrets_in_use
+        .register(scope.clone(), reader.clone());
+    let sweeper = sweep_secrets(Arc::clone(&context), scope.clone(), gone_rx);
     // Secrets are watched only in namespaces where one was read (see `SecretWatches`).
     let secret_trigger = context
         .secret_watches
         .subscribe(scope.clone())
         .map(Ok::<_, watcher::Error>);
-    Controller::for_stream(trigger, reader)
+    let run = Controller::for_stream(trigger, reader)
         .watches_stream(secret_trigger, move |secret: PartialObjectMeta<Secret>| {
             referencing(&store, &secret)
         })
@@ -373,8 +386,58 @@ async fn controller<P: EcsPort>(
                     Ok(_) => {}
                 }
             }
-        })
-        .await;
+        });
+    // The sweeper never ends on its own: it goes with the controller.
+    futures::future::select(std::pin::pin!(run), std::pin::pin!(sweeper)).await;
+}
+
+/// What may leave a Secret named by no resource.
+enum Unnamed {
+    /// A watched Secret changed (or was listed when its watch started).
+    Secret(Box<PartialObjectMeta<Secret>>),
+    /// A resource (by UID) that named this Secret left the cache.
+    Gone(Option<String>, SecretKey),
+}
+
+/// Lets go of the Secrets of `scope` that hold the credentials-in-use finalizer while no resource
+/// names them any more (see `SecretsInUse`).
+async fn sweep_secrets<P: EcsPort>(
+    context: Arc<Context<P>>,
+    scope: Option<String>,
+    gone: UnboundedReceiver<(Option<String>, SecretKey)>,
+) {
+    let secrets = context
+        .secret_watches
+        .subscribe(scope)
+        .map(|secret| Unnamed::Secret(Box::new(secret)));
+    let mut causes = futures::stream::select(
+        secrets,
+        gone.map(|(uid, secret)| Unnamed::Gone(uid, secret)),
+    );
+    while let Some(cause) = causes.next().await {
+        let (namespace, name, result) = match &cause {
+            Unnamed::Secret(secret) => (
+                secret.namespace(),
+                secret.name_any(),
+                context.secrets_in_use.sweep(secret).await,
+            ),
+            Unnamed::Gone(uid, secret) => (
+                Some(secret.0.clone()),
+                secret.1.clone(),
+                context
+                    .secrets_in_use
+                    .resource_gone(uid.as_deref(), secret)
+                    .await,
+            ),
+        };
+        if let Err(error) = result {
+            tracing::warn!(
+                namespace,
+                secret = name,
+                "could not take the credentials-in-use finalizer off a Secret no resource names: {error}"
+            );
+        }
+    }
 }
 
 /// Drops what no decision reads before an object enters the cache: `managedFields` and kubectl's
@@ -502,13 +565,37 @@ impl<P: EcsPort> Context<P> {
         Ok(account)
     }
 
-    /// Drops what is kept about a resource whose finalizer goes.
-    fn forget(&self, object: &ImageImport) {
+    /// Lets go of the resource's credentials Secret (unless another resource names it) and drops
+    /// what is kept about it; called just before its finalizer goes, and failing keeps it.
+    async fn forget(&self, object: &ImageImport) -> Result<(), Error> {
+        self.secrets_in_use.let_go(object).await?;
         if let (Some(namespace), Some(name)) = (
             object.metadata.namespace.as_deref(),
             object.metadata.name.as_deref(),
         ) {
             self.metrics.forget(namespace, name);
+        }
+        Ok(())
+    }
+
+    /// The resource names no Secret: lets go of the one it named before. Known from memory while
+    /// the operator runs; after a restart the Secret watch of the namespace finds it, so it is
+    /// started here when the status shows credentials from a Secret were used.
+    async fn let_go_of_old_secret(&self, object: &ImageImport) {
+        let used_secret = object
+            .status
+            .as_ref()
+            .is_some_and(|status| status.observed_credentials_version.is_some());
+        if let (true, Some(namespace)) = (used_secret, object.namespace()) {
+            self.secret_watches.ensure(&namespace);
+        }
+        if let Err(error) = self.secrets_in_use.hold_none(object).await {
+            tracing::warn!(
+                namespace = object.namespace(),
+                name = object.name_any(),
+                "could not take the credentials-in-use finalizer off the Secret this resource \
+                 named before: {error}"
+            );
         }
     }
 
@@ -519,6 +606,7 @@ impl<P: EcsPort> Context<P> {
         object: &ImageImport,
     ) -> Result<(Arc<CredentialProvider>, Option<String>), Failure> {
         let Some(reference) = &object.spec.credentials_secret_ref else {
+            self.let_go_of_old_secret(object).await;
             return self
                 .default_credentials
                 .clone()
@@ -542,7 +630,7 @@ impl<P: EcsPort> Context<P> {
                 return Err(Failure::minted(
                     "CredentialsSecretForbidden",
                     self.secret_access
-                        .forbidden_message(&namespace, &reference.name),
+                        .forbidden_message("read", &namespace, &reference.name),
                 ));
             }
             Err(error) => {
@@ -556,6 +644,29 @@ impl<P: EcsPort> Context<P> {
             }
         };
         self.secret_watches.ensure(&namespace);
+        let secret = match self.secrets_in_use.hold(object, secret).await {
+            Ok(secret) => secret,
+            Err(kube::Error::Api(status)) if status.is_forbidden() => {
+                return Err(Failure::minted(
+                    "CredentialsSecretForbidden",
+                    self.secret_access.forbidden_message(
+                        "put its finalizer on",
+                        &namespace,
+                        &reference.name,
+                    ),
+                ));
+            }
+            Err(error) => {
+                return Err(Failure::minted(
+                    "CredentialsSecretNotHeld",
+                    format!(
+                        "failed to put the finalizer {CREDENTIALS_FINALIZER} on Secret \
+                         {namespace}/{} (it keeps the Secret while this resource needs it): {error}",
+                        reference.name
+                    ),
+                ));
+            }
+        };
         let version = secret.resource_version().unwrap_or_default();
         let key = (namespace.clone(), reference.name.clone());
         if let Some((cached_version, provider)) = lock(&self.secret_credentials).get(&key)
@@ -1221,7 +1332,7 @@ async fn cleanup<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Resu
         let resource = decision_resource(object, &status, None, None);
         let decision = decision::abandon(&resource);
         context.publish(object, &decision).await;
-        context.forget(object);
+        context.forget(object).await?;
         return Ok(Action::await_change());
     }
     let retain = object.spec.deletion_policy == crate::api::image_import::DeletionPolicy::Retain;
@@ -1235,7 +1346,7 @@ async fn cleanup<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Resu
             let resource = decision_resource(object, &status, None, None);
             let decision = decision::cleanup(&resource, &Observed::default(), &context.timing, now);
             context.publish(object, &decision).await;
-            context.forget(object);
+            context.forget(object).await?;
             return Ok(Action::await_change());
         }
         Some(Ok(found)) => found,
@@ -1313,7 +1424,7 @@ async fn cleanup<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Resu
         Ok(_) => match decision.finalize {
             Finalize::Now | Finalize::AfterAction => {
                 context.reset_failures(&key);
-                context.forget(object);
+                context.forget(object).await?;
                 Ok(Action::await_change())
             }
             Finalize::No => Err(pending(&decision)),

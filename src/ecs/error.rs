@@ -627,6 +627,7 @@ pub const OPERATOR_CODES: &[KnownCode] = &[
     // The controller's own (the credentials Secret named by a resource).
     known("CredentialsSecretNotFound", 0, InvalidRequest),
     known("CredentialsSecretUnreadable", 0, Retryable),
+    known("CredentialsSecretNotHeld", 0, Retryable),
     known("CredentialsSecretForbidden", 0, External),
     known("CredentialsAccountChanged", 0, InvalidRequest),
 ];
