@@ -12,8 +12,8 @@
 //! trait, [`Acknowledged`], [`Tag`], and the lenient readers. Each concern has a file of its own,
 //! re-exported here so every item keeps its `crate::ecs::api::X` path: `images.rs` (images and
 //! their tags), `tasks.rs` (import tasks), `import.rs` (`ImportImage`) and `regions.rs`
-//! (`DescribeRegions`). A new action (`CopyImage`, `ModifyImageSharePermission`…) gets its own file
-//! beside them, a `mod` line and a `pub use` line here.
+//! (`DescribeRegions`). A new action (`CopyImage`, `ModifyImageSharePermission`…) gets its own
+//! file beside them, a `mod` line and a `pub use` line here.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
