@@ -77,8 +77,8 @@ fn reconciles_are_counted_by_result_and_error_kind() {
     let metrics = Metrics::new();
     metrics.record_reconcile(Ok(()));
     metrics.record_reconcile(Ok(()));
+    metrics.record_reconcile(Err("incomplete_object"));
     metrics.record_reconcile(Err("kube"));
-    metrics.record_reconcile(Err("deletion_pending"));
     metrics.record_reconcile(Err("kube"));
     let text = metrics.encode().unwrap();
     let count = |labels: &str| {
@@ -90,7 +90,7 @@ fn reconciles_are_counted_by_result_and_error_kind() {
     assert_eq!(count("result=\"ok\",error_kind=\"\""), Some(2.0));
     assert_eq!(count("result=\"error\",error_kind=\"kube\""), Some(2.0));
     assert_eq!(
-        count("result=\"error\",error_kind=\"deletion_pending\""),
+        count("result=\"error\",error_kind=\"incomplete_object\""),
         Some(1.0)
     );
 }

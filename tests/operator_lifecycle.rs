@@ -143,7 +143,9 @@ async fn name_description_and_tags_of_an_available_image_change_in_place() {
 async fn deleting_while_importing_cancels_the_task_and_releases_the_resource() {
     // A slow import: 2 emulated minutes take 20 s.
     let mut rig = Rig::start(6.0).await;
-    rig.start_controller().await;
+    let settings = rig.settings();
+    let metrics = settings.metrics.clone();
+    rig.start_controller_with(settings).await;
     let created = rig.create_minimal("doomed").await;
     let uid = created.uid().unwrap();
     let importing = rig
@@ -172,6 +174,17 @@ async fn deleting_while_importing_cancels_the_task_and_releases_the_resource() {
     assert_eq!(task.task_status, "Cancelled");
     // deletionPolicy Delete: the cancelled image went too.
     assert!(rig.images_of(&uid).await.is_empty());
+    // A deletion waiting for its cancellation is a requeue, not a failed reconcile.
+    let text = metrics.encode().unwrap();
+    let failed: Vec<&str> = text
+        .lines()
+        .filter(|line| line.starts_with("ecs_image_operator_reconciles_total{result=\"error\""))
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(
+        text.contains("ecs_image_operator_reconciles_total{result=\"ok\""),
+        "{text}"
+    );
     rig.kill_controller().await;
 }
 

@@ -1,13 +1,14 @@
 //! The operator's controller. [`decision`] is the pure heart: what to do for one resource given
 //! what ECS reports. [`reconciler`] runs it under kube-runtime; [`poller`] follows running imports
 //! in batches; [`port`] is the controller's only way to ECS; [`events`] publishes Kubernetes Events;
-//! [`status_writer`] writes status (and a compact one when the full one is refused); [`leader`]
+//! [`finalizers`] adds and removes the resource's finalizer; [`status_writer`] writes status (and a compact one when the full one is refused); [`leader`]
 //! elects the one replica that may run it; [`liveness`] tells a wedged run from a healthy one;
 //! [`secret_watches`] follows credentials Secrets in the namespaces that let the operator read them;
 //! [`secrets_in_use`] keeps a finalizer on each Secret while a resource names it.
 
 pub mod decision;
 pub mod events;
+pub mod finalizers;
 pub mod leader;
 pub mod liveness;
 pub mod poller;

@@ -1,6 +1,7 @@
-//! The kube-runtime controller around the pure decision: `reconcile` hands the object to the
-//! finalizer helper, which dispatches to `apply` and `cleanup`; each gathers what ECS reports,
+//! The kube-runtime controller around the pure decision: `reconcile` adds the finalizer
+//! (`finalizers`), then dispatches to `apply` or `cleanup`; each gathers what ECS reports,
 //! decides, carries out the ECS action, and writes status with server-side apply when it changed.
+//! A cleanup still in progress is a requeue; the finalizer goes when the decision says so.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,7 +14,6 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::finalizer::{Error as FinalizerError, Event as Finalizer, finalizer};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
@@ -23,6 +23,7 @@ use super::decision::{
     Resource as DecisionResource, TaskView, Timing,
 };
 use super::events::{EventPublisher, Note};
+use super::finalizers::{self, Stage};
 use super::poller::{GroupKey, Poller, image_view};
 use super::port::EcsPort;
 use super::secret_watches::SecretWatches;
@@ -30,8 +31,8 @@ use super::secrets_in_use::{self, SecretKey, SecretsInUse};
 use super::status_writer;
 use crate::api::conditions;
 use crate::api::image_import::{
-    ABANDON_ANNOTATION, CREDENTIALS_FINALIZER, FINALIZER, ImageImport, ImageImportStatus,
-    PAUSED_ANNOTATION, Phase, UID_TAG,
+    ABANDON_ANNOTATION, CREDENTIALS_FINALIZER, ImageImport, ImageImportStatus, PAUSED_ANNOTATION,
+    Phase, UID_TAG,
 };
 use crate::ecs::api::{
     ALL_IMAGE_STATUSES, CancelTaskRequest, DeleteImageRequest, DescribeImagesRequest,
@@ -50,12 +51,6 @@ pub enum Error {
     /// A Kubernetes API call failed.
     #[error("kubernetes API call failed: {0}")]
     Kube(#[source] Box<kube::Error>),
-    /// The finalizer helper failed.
-    #[error("finalizer failed: {0}")]
-    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
-    /// Deletion has more to do in ECS; the finalizer stays and the resource is looked at again.
-    #[error("deletion still in progress")]
-    DeletionPending(Duration),
     /// The object lacks a namespace or a name (a namespaced resource always has both).
     #[error("object has no {0}")]
     Incomplete(&'static str),
@@ -72,15 +67,6 @@ impl Error {
     pub fn metric_label(&self) -> &'static str {
         match self {
             Self::Kube(_) => "kube",
-            // The finalizer helper wraps our own errors: label them by what really failed.
-            Self::Finalizer(inner) => match inner.as_ref() {
-                FinalizerError::ApplyFailed(error) | FinalizerError::CleanupFailed(error) => {
-                    error.metric_label()
-                }
-                FinalizerError::AddFinalizer(_) | FinalizerError::RemoveFinalizer(_) => "kube",
-                _ => "finalizer",
-            },
-            Self::DeletionPending(_) => "deletion_pending",
             Self::Incomplete(_) => "incomplete_object",
         }
     }
@@ -490,21 +476,39 @@ fn referencing(
         .collect()
 }
 
-/// Hands the object to the finalizer helper, which dispatches to apply and cleanup.
+/// How a cleanup ended.
+enum Cleaned {
+    /// Nothing is left in ECS (or left there on purpose): the finalizer may go.
+    Done,
+    /// More to do in ECS (or a stall): look again as the action says; the finalizer stays.
+    Pending(Action),
+}
+
+/// Adds the finalizer first; then applies, or cleans up and lets the finalizer go when nothing
+/// is left in ECS.
 pub async fn reconcile<P: EcsPort>(
     object: Arc<ImageImport>,
     context: Arc<Context<P>>,
 ) -> Result<Action, Error> {
     let namespace = object.namespace().ok_or(Error::Incomplete("namespace"))?;
     let api: Api<ImageImport> = Api::namespaced(context.client.clone(), &namespace);
-    let result = finalizer(&api, FINALIZER, object, |event| async {
-        match event {
-            Finalizer::Apply(object) => apply(&object, &context).await,
-            Finalizer::Cleanup(object) => cleanup(&object, &context).await,
-        }
-    })
-    .await
-    .map_err(|error| Error::Finalizer(Box::new(error)));
+    let result = match finalizers::stage(&object) {
+        // Adding it changes the resource, which wakes it again.
+        Stage::AddFinalizer => finalizers::add(&api, &object)
+            .await
+            .map(|()| Action::await_change())
+            .map_err(Error::from),
+        Stage::Apply => apply(&object, &context).await,
+        Stage::Cleanup(index) => match cleanup(&object, &context).await {
+            Ok(Cleaned::Done) => finalizers::remove(&api, &object, index)
+                .await
+                .map(|()| Action::await_change())
+                .map_err(Error::from),
+            Ok(Cleaned::Pending(action)) => Ok(action),
+            Err(error) => Err(error),
+        },
+        Stage::Gone => Ok(Action::await_change()),
+    };
     context
         .metrics
         .record_reconcile(result.as_ref().map(|_| ()).map_err(Error::metric_label));
@@ -517,12 +521,6 @@ pub fn error_policy<P: EcsPort>(
     error: &Error,
     context: Arc<Context<P>>,
 ) -> Action {
-    if let Error::Finalizer(inner) = error
-        && let kube::runtime::finalizer::Error::CleanupFailed(Error::DeletionPending(wait)) =
-            inner.as_ref()
-    {
-        return Action::requeue(*wait);
-    }
     let failures = context.count_failure(&ObjectRef::from_obj(object.as_ref()));
     tracing::warn!(name = %object.name_any(), error = %error, kind = error.metric_label(), "reconcile failed");
     Action::requeue(context.timing.backoff.delay(failures))
@@ -1316,13 +1314,15 @@ pub(crate) async fn update_image<P: EcsPort>(
     Ok(())
 }
 
-async fn cleanup<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Result<Action, Error> {
+async fn cleanup<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Result<Cleaned, Error> {
     let key = ObjectRef::from_obj(object);
     context.poller.untrack(&key);
     let status = object.status.clone().unwrap_or_default();
     let now = Timestamp::now();
     let pending = |decision: &Decision| {
-        Error::DeletionPending(decision.requeue.unwrap_or(context.timing.poll_interval))
+        Cleaned::Pending(Action::requeue(
+            decision.requeue.unwrap_or(context.timing.poll_interval),
+        ))
     };
     if object
         .annotations()
@@ -1333,7 +1333,7 @@ async fn cleanup<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Resu
         let decision = decision::abandon(&resource);
         context.publish(object, &decision).await;
         context.forget(object).await?;
-        return Ok(Action::await_change());
+        return Ok(Cleaned::Done);
     }
     let retain = object.spec.deletion_policy == crate::api::image_import::DeletionPolicy::Retain;
     let credentials = if retain {
@@ -1347,7 +1347,7 @@ async fn cleanup<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Resu
             let decision = decision::cleanup(&resource, &Observed::default(), &context.timing, now);
             context.publish(object, &decision).await;
             context.forget(object).await?;
-            return Ok(Action::await_change());
+            return Ok(Cleaned::Done);
         }
         Some(Ok(found)) => found,
         Some(Err(failure)) => {
@@ -1362,7 +1362,7 @@ async fn cleanup<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Resu
             );
             context.write_status(object, &decision.status).await?;
             context.publish(object, &decision).await;
-            return Err(pending(&decision));
+            return Ok(pending(&decision));
         }
     };
     let account = match context.account_of(&credentials).await {
@@ -1379,7 +1379,7 @@ async fn cleanup<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Resu
             );
             context.write_status(object, &decision.status).await?;
             context.publish(object, &decision).await;
-            return Err(pending(&decision));
+            return Ok(pending(&decision));
         }
     };
     let deleting_status = deleting(&status);
@@ -1387,7 +1387,7 @@ async fn cleanup<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Resu
     if let Some(decision) = decision::account_guard(&guarded, &context.timing, now) {
         context.write_status(object, &decision.status).await?;
         context.publish(object, &decision).await;
-        return Err(pending(&decision));
+        return Ok(pending(&decision));
     }
     let resource = decision_resource(object, &status, version.as_deref(), Some(&account));
     let observed = match observe_for_cleanup(object, &status, &credentials, context).await {
@@ -1404,7 +1404,7 @@ async fn cleanup<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Resu
             );
             context.write_status(object, &decision.status).await?;
             context.publish(object, &decision).await;
-            return Err(pending(&decision));
+            return Ok(pending(&decision));
         }
     };
     let decision = decision::cleanup(&resource, &observed, &context.timing, now);
@@ -1425,9 +1425,9 @@ async fn cleanup<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Resu
             Finalize::Now | Finalize::AfterAction => {
                 context.reset_failures(&key);
                 context.forget(object).await?;
-                Ok(Action::await_change())
+                Ok(Cleaned::Done)
             }
-            Finalize::No => Err(pending(&decision)),
+            Finalize::No => Ok(pending(&decision)),
         },
         Err(error) => {
             let failures = context.count_failure(&key);
@@ -1441,7 +1441,7 @@ async fn cleanup<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Resu
             );
             context.write_status(object, &failed.status).await?;
             context.publish(object, &failed).await;
-            Err(pending(&failed))
+            Ok(pending(&failed))
         }
     }
 }
@@ -1494,6 +1494,7 @@ async fn observe_for_cleanup<P: EcsPort>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::image_import::FINALIZER;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
     use kube::api::ObjectMeta;
 
