@@ -266,13 +266,10 @@ async fn follow<P: EcsPort>(
         };
         let decided = decision::apply(&resource, &observed, &timing, Timestamp::now());
         let outcome = match &decided.action {
-            EcsAction::Import => {
-                let request = import_request(&resource);
-                match ecs.dry_run_import(credentials, &request).await {
-                    Ok(()) => ecs.import_image(credentials, &request).await.map(Some),
-                    Err(error) => Err(error),
-                }
-            }
+            EcsAction::Import => ecs
+                .import_image(credentials, &import_request(&resource))
+                .await
+                .map(Some),
             EcsAction::UpdateImage(update) => update_image(&region, update, credentials, ecs)
                 .await
                 .map(|()| None),

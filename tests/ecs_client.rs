@@ -272,27 +272,14 @@ async fn unreadable_gateway_errors_are_retried_then_reported() {
 }
 
 #[tokio::test]
-async fn a_passed_dry_run_is_success_and_a_failed_one_is_the_real_error() {
-    for code in ["DryRunOperation", "DRYRUN.SUCCESS"] {
-        let body = ecs_error(
-            code,
-            "Request validation has been passed with DryRun flag set.",
-        );
-        let server =
-            ScriptedServer::start(vec![], move |_| Some(Canned::new(400, body.clone()))).await;
-        client(&server, 1)
-            .dry_run_import_image(&credentials(), &import_request(Some("t")))
-            .await
-            .unwrap();
-        assert_eq!(server.requests()[0].params().get("DryRun"), Some("true"));
-    }
+async fn a_missing_ram_role_comes_back_with_the_set_up_hint() {
     let role = ecs_error(
         "NoSetRoletoECSServiceAcount",
         "The ECS service has no role to access your OSS.",
     );
     let server = ScriptedServer::start(vec![], move |_| Some(Canned::new(403, role.clone()))).await;
     let error = client(&server, 1)
-        .dry_run_import_image(&credentials(), &import_request(Some("t")))
+        .import_image(&credentials(), &import_request(Some("t")))
         .await
         .unwrap_err();
     assert_eq!(error.code(), "NoSetRoletoECSServiceAcount");

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ecs_image_operator::ecs::api::{
     ALL_IMAGE_STATUSES, Action, CancelTaskRequest, DeleteImageRequest, DescribeImagesRequest,
-    DescribeRegionsRequest, DescribeTaskAttributeRequest, DescribeTasksRequest,
+    DescribeRegionsRequest, DescribeTaskAttributeRequest, DescribeTasksRequest, ImportImageRequest,
     ModifyImageAttributeRequest, RESOURCE_TYPE_IMAGE, Tag, TagFilter, TagResourcesRequest,
     TaskStatus, UntagResourcesRequest,
 };
@@ -397,13 +397,19 @@ async fn a_dry_run_checks_everything_and_creates_nothing() {
     let emulator = start().await;
     let client = client(&emulator);
     let creds = creds();
-    client
-        .dry_run_import_image(&creds, &import("dry", "ubuntu-22.04.qcow2"))
+    // ECS answers a passed dry run with the error `DryRunOperation`.
+    let dry = |object: &str| ImportImageRequest {
+        dry_run: true,
+        ..import("dry", object)
+    };
+    let passed = client
+        .call(&creds, &dry("ubuntu-22.04.qcow2"))
         .await
-        .unwrap();
+        .unwrap_err();
+    assert_eq!(passed.code(), "DryRunOperation");
     assert_eq!(emulator.stats().code("DryRunOperation"), 1);
     let missing = client
-        .dry_run_import_image(&creds, &import("dry", "missing.qcow2"))
+        .call(&creds, &dry("missing.qcow2"))
         .await
         .unwrap_err();
     assert_eq!(missing.code(), "InvalidOSSObject.NotFound");

@@ -199,7 +199,8 @@ async fn of_two_replicas_only_the_leader_calls_ecs_and_the_other_takes_over() {
     let (_, metrics_a) = get(&address_a, "/metrics").await.unwrap();
     let (_, metrics_b) = get(&address_b, "/metrics").await.unwrap();
     assert!(
-        total(&metrics_a, "ecs_image_operator_ecs_calls_total") >= 6.0,
+        // An ImportImage each, at least.
+        total(&metrics_a, "ecs_image_operator_ecs_calls_total") >= 3.0,
         "{metrics_a}"
     );
     assert_eq!(

@@ -45,13 +45,6 @@ impl EcsPort for FakeEcs {
     async fn account_id(&self, _: &CredentialProvider) -> Result<String, EcsError> {
         unexpected()
     }
-    async fn dry_run_import(
-        &self,
-        _: &CredentialProvider,
-        _: &ImportImageRequest,
-    ) -> Result<(), EcsError> {
-        unexpected()
-    }
     async fn import_image(
         &self,
         _: &CredentialProvider,

@@ -100,8 +100,9 @@ fn settings() -> FaultSettings {
     FaultSettings {
         default: FaultSpec {
             throttle_rate: 0.30,
-            error_rate: 0.05,
-            drop_rate: 0.03,
+            // High enough that the short run (about 100 requests) meets every kind.
+            error_rate: 0.12,
+            drop_rate: 0.06,
             latency_ms: 1_000,
             latency_rate: Some(0.05),
             ..Default::default()

@@ -4,8 +4,9 @@
 //!
 //! The life cycle, in short:
 //! - no image recorded: adopt an image that carries this resource's UID tag (a crash between
-//!   `ImportImage` and the status write), else import (a dry run first, then `ImportImage` with a
-//!   `ClientToken` derived from the UID, so a retry can never create a second image);
+//!   `ImportImage` and the status write), else import (`ImportImage` with a `ClientToken` derived
+//!   from the UID, so a retry can never create a second image; no separate dry run, since the
+//!   import answers the same errors);
 //! - image recorded: follow task and image to `Available` or `Failed`; once available, apply
 //!   `imageName`, `description` and `tags` in place;
 //! - errors: transient ones retry with backoff; invalid requests stall until the spec or the
@@ -153,7 +154,7 @@ impl ImageUpdate {
 pub enum EcsAction {
     /// Nothing.
     None,
-    /// A dry run, then `ImportImage` with the resource's client token and tags.
+    /// `ImportImage` with the resource's client token and tags.
     Import,
     /// Bring name, description and tags of the image in line with the spec.
     UpdateImage(ImageUpdate),

@@ -13,12 +13,6 @@ use crate::ecs::{CancelOutcome, CredentialProvider, DeleteOutcome, EcsClient, Ec
 
 /// The ECS calls the controller makes.
 pub trait EcsPort: Send + Sync + 'static {
-    /// `ImportImage` with `DryRun=true`; a passed dry run is `Ok`.
-    fn dry_run_import(
-        &self,
-        credentials: &CredentialProvider,
-        request: &ImportImageRequest,
-    ) -> impl Future<Output = Result<(), EcsError>> + Send;
     /// `ImportImage`.
     fn import_image(
         &self,
@@ -81,14 +75,6 @@ pub trait EcsPort: Send + Sync + 'static {
 }
 
 impl EcsPort for EcsClient {
-    async fn dry_run_import(
-        &self,
-        credentials: &CredentialProvider,
-        request: &ImportImageRequest,
-    ) -> Result<(), EcsError> {
-        self.dry_run_import_image(credentials, request).await
-    }
-
     async fn import_image(
         &self,
         credentials: &CredentialProvider,

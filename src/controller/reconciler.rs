@@ -1228,14 +1228,9 @@ async fn execute<P: EcsPort>(
     match &decision.action {
         EcsAction::None => Ok(None),
         EcsAction::Import => {
+            // No dry run first: ImportImage answers the same errors, and the ClientToken makes a
+            // retry (an answer lost to a crash or the network) return the same image.
             let request = import_request(resource);
-            // The dry run checks parameters and permissions first. A duplicate name may be our own
-            // image from an attempt whose answer was lost: the ClientToken settles that.
-            match context.ecs.dry_run_import(credentials, &request).await {
-                Ok(()) => {}
-                Err(error) if error.code() == "InvalidImageName.Duplicated" => {}
-                Err(error) => return Err(error),
-            }
             let accepted = context.ecs.import_image(credentials, &request).await?;
             tracing::info!(name = %object.name_any(), image = %accepted.image_id, task = %accepted.task_id, "ECS accepted the import");
             Ok(Some(Accepted {

@@ -14,7 +14,7 @@ use super::api::{
 };
 use super::credentials::{CredentialProvider, Credentials};
 use super::endpoint::EcsEndpoint;
-use super::error::{ApiError, DRY_RUN_SUCCESS_CODES, EcsError, ErrorClass, parse_retry_after};
+use super::error::{ApiError, EcsError, ErrorClass, parse_retry_after};
 use super::params::Params;
 use super::redact::{self, Secrets};
 use super::retry::Backoff;
@@ -174,34 +174,6 @@ impl EcsClient {
         let mut request = request.clone();
         request.client_token = Some(random_hex(32));
         self.call(credentials, &request).await
-    }
-
-    /// `ImportImage` with `DryRun=true`: checks parameters and permissions without importing.
-    ///
-    /// ECS reports a passed dry run as an error (`DryRunOperation` or `DRYRUN.SUCCESS`); that becomes
-    /// `Ok(())` here, and every other answer is the error that a real import would meet.
-    pub async fn dry_run_import_image(
-        &self,
-        credentials: &CredentialProvider,
-        request: &ImportImageRequest,
-    ) -> Result<(), EcsError> {
-        let mut request = request.clone();
-        request.dry_run = true;
-        match self
-            .execute(
-                ImportImageRequest::NAME,
-                &request.region_id,
-                request.params()?,
-                credentials,
-            )
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(EcsError::Api(error)) if DRY_RUN_SUCCESS_CODES.contains(&error.code.as_str()) => {
-                Ok(())
-            }
-            Err(error) => Err(error),
-        }
     }
 
     /// STS `GetCallerIdentity`: the account these credentials belong to.

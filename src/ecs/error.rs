@@ -641,9 +641,6 @@ pub fn operator_code_class(code: &str) -> ErrorClass {
         .map_or(ErrorClass::Retryable, |known| known.class)
 }
 
-/// Codes that mean a `DryRun=true` request passed every check (the docs name both).
-pub const DRY_RUN_SUCCESS_CODES: &[&str] = &["DryRunOperation", "DRYRUN.SUCCESS"];
-
 /// Looks a code up in [`KNOWN_CODES`].
 pub fn known_code(code: &str) -> Option<&'static KnownCode> {
     KNOWN_CODES.iter().find(|known| known.code == code)
