@@ -13,11 +13,11 @@ use jiff::Timestamp;
 
 use crate::api::conditions::{self, types};
 use crate::api::image_import::{ImageImport, ImageImportStatus, Phase};
-use crate::controller::decision::{self, EcsAction, Lookup, Observed, Timing};
-use crate::controller::port::EcsPort;
-use crate::controller::reconciler::{
-    decision_resource, describe_image, describe_task, failure_from, import_request, update_image,
+use crate::controller::decision::{self, Lookup, Observed, Timing};
+use crate::controller::lifecycle::{
+    act, decision_resource, describe_image, describe_task, failure_from,
 };
+use crate::controller::port::EcsPort;
 use crate::ecs::client::random_hex;
 use crate::ecs::{CredentialProvider, Credentials, EcsClient, EcsError};
 use crate::emulator::world::OssObject;
@@ -265,19 +265,9 @@ async fn follow<P: EcsPort>(
             }
         };
         let decided = decision::apply(&resource, &observed, &timing, Timestamp::now());
-        let outcome = match &decided.action {
-            EcsAction::Import => ecs
-                .import_image(credentials, &import_request(&resource))
-                .await
-                .map(Some),
-            EcsAction::UpdateImage(update) => update_image(&region, update, credentials, ecs)
-                .await
-                .map(|()| None),
-            // A one-shot import never deletes or cancels anything.
-            EcsAction::None | EcsAction::CancelTask { .. } | EcsAction::DeleteImage { .. } => {
-                Ok(None)
-            }
-        };
+        // `decision::apply` never cancels or deletes: a one-shot import leaves ECS as it found it,
+        // but for its own import.
+        let outcome = act(ecs, &resource, &decided.action, credentials).await;
         status = match outcome {
             Ok(Some(accepted)) => {
                 decision::after_import(

@@ -13,7 +13,8 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use crate::controller::decision::Timing;
 use crate::controller::leader::{LeaderElector, LeaseConfig, StopGrace, while_leader};
 use crate::controller::liveness::{Liveness, Verdict};
-use crate::controller::reconciler::{self, Settings};
+use crate::controller::reconciler::Settings;
+use crate::controller::watch;
 use crate::ecs::observe::Observer;
 use crate::ecs::{ClientConfig, CredentialProvider, CredentialSource, EcsClient};
 use crate::metrics::Metrics;
@@ -228,7 +229,7 @@ impl RunArgs {
             metrics: metrics.clone(),
             watching: Arc::clone(&health.watching),
             liveness: health.liveness.clone(),
-            secret_access: crate::controller::reconciler::SecretAccess {
+            secret_access: crate::controller::credentials::SecretAccess {
                 cluster_role: secret_reader_cluster_role,
                 service_account,
             },
@@ -310,13 +311,13 @@ impl RunArgs {
                     let client = client.clone();
                     let ecs = Arc::clone(&ecs);
                     let settings = settings.clone();
-                    async move { reconciler::run(client, ecs, settings, cancelled).await }
+                    async move { watch::run(client, ecs, settings, cancelled).await }
                 },
             ))
         } else {
             metrics.set_leader(true);
             health.leading.store(true, Ordering::SeqCst);
-            tokio::spawn(reconciler::run(client, ecs, settings, shutdown))
+            tokio::spawn(watch::run(client, ecs, settings, shutdown))
         };
         tracing::info!(%probe_address, leader_election, "operator started");
 

@@ -787,7 +787,7 @@ fn the_import_request_carries_the_spec_the_token_and_the_operator_tags() {
     fixture.object.spec.architecture =
         Some(ecs_image_operator::api::image_import::Architecture::Arm64);
     fixture.object.spec.disk_device_mappings[0].disk_image_size = Some(40);
-    let request = ecs_image_operator::controller::reconciler::import_request(&fixture.resource());
+    let request = ecs_image_operator::controller::lifecycle::import_request(&fixture.resource());
     assert_eq!(request.region_id, "cn-hangzhou");
     assert_eq!(request.image_name.as_deref(), Some("ubuntu-2204"));
     assert_eq!(request.platform.as_deref(), Some("Ubuntu"));

@@ -591,7 +591,7 @@ fn spawnable<F: std::future::Future + Send + 'static>(_: &F) {}
 
 #[tokio::test]
 async fn the_controller_runs_under_while_leader_as_run_wires_it() {
-    use ecs_image_operator::controller::reconciler::{self, Settings};
+    use ecs_image_operator::controller::reconciler::Settings;
     use ecs_image_operator::ecs::{ClientConfig, EcsClient};
 
     let server = Server::start(ServerOptions::default()).await.unwrap();
@@ -618,7 +618,7 @@ async fn the_controller_runs_under_while_leader_as_run_wires_it() {
             at_shutdown: Duration::from_secs(10),
         },
         move |cancelled| {
-            reconciler::run(
+            ecs_image_operator::controller::watch::run(
                 client.clone(),
                 Arc::clone(&ecs),
                 settings.clone(),

@@ -6,10 +6,12 @@
 //! [`secret_watches`] follows credentials Secrets in the namespaces that let the operator read them;
 //! [`secrets_in_use`] keeps a finalizer on each Secret while a resource names it.
 
+pub mod credentials;
 pub mod decision;
 pub mod events;
 pub mod finalizers;
 pub mod leader;
+pub mod lifecycle;
 pub mod liveness;
 pub mod poller;
 pub mod port;
@@ -17,3 +19,4 @@ pub mod reconciler;
 pub mod secret_watches;
 pub mod secrets_in_use;
 pub mod status_writer;
+pub mod watch;

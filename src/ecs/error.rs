@@ -96,6 +96,12 @@ impl EcsError {
         }
     }
 
+    /// Whether ECS does not know the task asked for (`InvalidTaskId.NotFound`): the task is
+    /// missing, which is an observation, not a failure.
+    pub fn is_unknown_task(&self) -> bool {
+        self.code() == "InvalidTaskId.NotFound"
+    }
+
     /// The parsed ECS error, when ECS answered with one.
     pub fn api(&self) -> Option<&ApiError> {
         match self {

@@ -19,7 +19,7 @@ use std::time::Duration;
 use ecs_image_operator::api::image_import::{ImageImport, Phase};
 use ecs_image_operator::controller::decision::Timing;
 pub use ecs_image_operator::controller::port::EcsPort;
-use ecs_image_operator::controller::reconciler::{self, Settings};
+use ecs_image_operator::controller::reconciler::Settings;
 use ecs_image_operator::ecs::api::{ALL_IMAGE_STATUSES, DescribeImagesRequest, Image, TagFilter};
 use ecs_image_operator::ecs::endpoint::EcsEndpoint;
 use ecs_image_operator::ecs::retry::Backoff;
@@ -308,7 +308,7 @@ impl Rig {
         assert!(self.controller.is_none(), "the controller already runs");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let client = self.kube.client().await;
-        let task = tokio::spawn(reconciler::run(
+        let task = tokio::spawn(ecs_image_operator::controller::watch::run(
             client,
             Arc::clone(&self.ecs),
             settings,
