@@ -46,6 +46,11 @@ struct ReconcileLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EcsCallLabels {
     action: &'static str,
     outcome: String,
@@ -92,6 +97,7 @@ pub struct Metrics {
 struct Inner {
     registry: Registry,
     reconciles: Family<ReconcileLabels, Counter>,
+    reconcile_duration: HistogramFamily<ResultLabels>,
     ecs_calls: Family<EcsCallLabels, Counter>,
     ecs_call_duration: HistogramFamily<ActionLabels>,
     imports: Family<PhaseLabels, Gauge>,
@@ -131,6 +137,16 @@ impl Metrics {
             "reconciles",
             "Reconciles of ImageImport resources, by result and error kind",
             reconciles.clone(),
+        );
+        // A reconcile waits on ECS calls (retries included) and API server writes: the ECS
+        // buckets, which reach minutes, fit.
+        let reconcile_duration: HistogramFamily<ResultLabels> =
+            Family::new_with_constructor(|| Histogram::new(ECS_CALL_BUCKETS));
+        registry.register_with_unit(
+            "reconcile_duration",
+            "Duration of reconciles of ImageImport resources, by result (ok or error)",
+            Unit::Seconds,
+            reconcile_duration.clone(),
         );
         let ecs_calls = Family::<EcsCallLabels, Counter>::default();
         registry.register(
@@ -196,6 +212,7 @@ impl Metrics {
             inner: Arc::new(Inner {
                 registry,
                 reconciles,
+                reconcile_duration,
                 ecs_calls,
                 ecs_call_duration,
                 imports,
@@ -211,9 +228,14 @@ impl Metrics {
         }
     }
 
-    /// Counts one reconcile: `Ok(())`, or `Err(kind)` with the error's metric label
+    /// Counts and times one reconcile: `Ok(())`, or `Err(kind)` with the error's metric label
     /// (`reconciler::Error::metric_label`).
-    pub fn record_reconcile(&self, result: Result<(), &str>) {
+    pub fn record_reconcile(&self, result: Result<(), &str>, elapsed: Duration) {
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        self.inner
+            .reconcile_duration
+            .get_or_create(&ResultLabels { result: outcome })
+            .observe(elapsed.as_secs_f64());
         let labels = match result {
             Ok(()) => ReconcileLabels {
                 result: "ok",

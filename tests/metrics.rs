@@ -75,11 +75,11 @@ fn a_fresh_registry_already_shows_zero_reconciles_phases_and_flags() {
 #[test]
 fn reconciles_are_counted_by_result_and_error_kind() {
     let metrics = Metrics::new();
-    metrics.record_reconcile(Ok(()));
-    metrics.record_reconcile(Ok(()));
-    metrics.record_reconcile(Err("incomplete_object"));
-    metrics.record_reconcile(Err("kube"));
-    metrics.record_reconcile(Err("kube"));
+    metrics.record_reconcile(Ok(()), Duration::from_millis(20));
+    metrics.record_reconcile(Ok(()), Duration::from_millis(20));
+    metrics.record_reconcile(Err("incomplete_object"), Duration::from_millis(20));
+    metrics.record_reconcile(Err("kube"), Duration::from_millis(20));
+    metrics.record_reconcile(Err("kube"), Duration::from_millis(20));
     let text = metrics.encode().unwrap();
     let count = |labels: &str| {
         sample(
@@ -92,6 +92,22 @@ fn reconciles_are_counted_by_result_and_error_kind() {
     assert_eq!(
         count("result=\"error\",error_kind=\"incomplete_object\""),
         Some(1.0)
+    );
+    // And timed, by result.
+    let timed = |result: &str| {
+        sample(
+            &text,
+            &format!("ecs_image_operator_reconcile_duration_seconds_count{{result=\"{result}\"}}"),
+        )
+    };
+    assert_eq!(timed("ok"), Some(2.0));
+    assert_eq!(timed("error"), Some(3.0));
+    assert_eq!(
+        sample(
+            &text,
+            "ecs_image_operator_reconcile_duration_seconds_sum{result=\"ok\"}"
+        ),
+        Some(0.04)
     );
 }
 

@@ -13,6 +13,7 @@ use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Client, Resource, ResourceExt};
+use tracing::Instrument;
 
 use super::credentials::SecretAccess;
 use super::decision::{self, Decision, EcsAction, Failure, Finalize, Lookup, Observed, Timing};
@@ -117,34 +118,47 @@ enum Cleaned {
 }
 
 /// Adds the finalizer first; then applies, or cleans up and lets the finalizer go when nothing
-/// is left in ECS.
+/// is left in ECS. Each reconcile is a span carrying the resource's identity; the ECS calls it
+/// makes are its children (`ecs_call`, with the action, the attempt and the request id).
 pub async fn reconcile<P: EcsPort>(
     object: Arc<ImageImport>,
     context: Arc<Context<P>>,
 ) -> Result<Action, Error> {
+    let span = tracing::info_span!(
+        "reconcile",
+        namespace = object.metadata.namespace.as_deref().unwrap_or_default(),
+        name = object.metadata.name.as_deref().unwrap_or_default(),
+        generation = object.metadata.generation.unwrap_or_default(),
+        uid = object.metadata.uid.as_deref().unwrap_or_default(),
+    );
+    let started = std::time::Instant::now();
+    let result = dispatch(&object, &context).instrument(span).await;
+    context.metrics.record_reconcile(
+        result.as_ref().map(|_| ()).map_err(Error::metric_label),
+        started.elapsed(),
+    );
+    result
+}
+
+async fn dispatch<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Result<Action, Error> {
     let namespace = object.namespace().ok_or(Error::Incomplete("namespace"))?;
     let api: Api<ImageImport> = Api::namespaced(context.client.clone(), &namespace);
-    let result = match finalizers::stage(&object) {
+    match finalizers::stage(object) {
         // Adding it changes the resource, which wakes it again.
-        Stage::AddFinalizer => finalizers::add(&api, &object)
+        Stage::AddFinalizer => finalizers::add(&api, object)
             .await
             .map(|()| Action::await_change())
             .map_err(Error::from),
-        Stage::Apply => apply(&object, &context).await,
-        Stage::Cleanup(index) => match cleanup(&object, &context).await {
-            Ok(Cleaned::Done) => finalizers::remove(&api, &object, index)
+        Stage::Apply => apply(object, context).await,
+        Stage::Cleanup(index) => match cleanup(object, context).await? {
+            Cleaned::Done => finalizers::remove(&api, object, index)
                 .await
                 .map(|()| Action::await_change())
                 .map_err(Error::from),
-            Ok(Cleaned::Pending(action)) => Ok(action),
-            Err(error) => Err(error),
+            Cleaned::Pending(action) => Ok(action),
         },
         Stage::Gone => Ok(Action::await_change()),
-    };
-    context
-        .metrics
-        .record_reconcile(result.as_ref().map(|_| ()).map_err(Error::metric_label));
-    result
+    }
 }
 
 /// Requeues after failed reconciles: a pending deletion after its own delay, the rest with backoff.

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use rand::Rng;
+use tracing::Instrument;
 
 use super::api::{
     API_VERSION, Action, CancelTaskRequest, DeleteImageRequest, ImportImageRequest,
@@ -284,7 +285,9 @@ impl EcsClient {
         let max_attempts = self.inner.config.max_attempts.max(1);
         let mut attempt = 1;
         loop {
-            let result = self.attempt(action, url, &params, credentials).await;
+            let result = self
+                .attempt(action, attempt, url, &params, credentials)
+                .await;
             let error = match result {
                 Ok(body) => return Ok(body),
                 Err(error) => error,
@@ -312,27 +315,46 @@ impl EcsClient {
         }
     }
 
-    /// One signed attempt.
+    /// One signed attempt, as a span (`ecs_call`) with the action, the attempt and, once ECS has
+    /// answered, its request id: the child of whatever span the caller runs in (a reconcile).
     async fn attempt(
         &self,
         action: &'static str,
+        attempt: u32,
         url: &str,
         params: &Params,
         credentials: &CredentialProvider,
     ) -> Result<String, EcsError> {
-        let credentials = credentials.credentials().await?;
-        self.inner
-            .limits
-            .acquire(url, credentials.access_key_id())
-            .await;
-        // Timed after the rate limiter: the histogram shows ECS's latency, not our own budget.
-        let started = std::time::Instant::now();
-        let result = self.send(action, url, params, &credentials).await;
-        self.inner
-            .config
-            .observer
-            .observe(action, &result, started.elapsed());
-        result
+        let span = tracing::debug_span!(
+            "ecs_call",
+            action,
+            attempt,
+            request_id = tracing::field::Empty
+        );
+        async {
+            let credentials = credentials.credentials().await?;
+            self.inner
+                .limits
+                .acquire(url, credentials.access_key_id())
+                .await;
+            // Timed after the rate limiter: the histogram shows ECS's latency, not our own budget.
+            let started = std::time::Instant::now();
+            let result = self.send(action, url, params, &credentials).await;
+            self.inner
+                .config
+                .observer
+                .observe(action, &result, started.elapsed());
+            let request_id = match &result {
+                Ok(body) => request_id_of(body),
+                Err(error) => error.api().and_then(|api| api.request_id.as_deref()),
+            };
+            if let Some(request_id) = request_id {
+                tracing::Span::current().record("request_id", request_id);
+            }
+            result
+        }
+        .instrument(span)
+        .await
     }
 
     /// Signs and sends one attempt, and reads its answer.
@@ -488,6 +510,16 @@ pub fn random_hex(length: usize) -> String {
 /// How much of a body without an error code an error quotes, in characters.
 const EXCERPT_CHARS: usize = 200;
 
+/// The `RequestId` of a successful answer, found without decoding the whole body (which may be
+/// megabytes): ECS puts it at the top level as `"RequestId":"…"`.
+fn request_id_of(body: &str) -> Option<&str> {
+    let after = body.split_once("\"RequestId\"")?.1.trim_start();
+    let value = after.strip_prefix(':')?.trim_start().strip_prefix('"')?;
+    let id = value.split_once('"')?.0;
+    // Request ids are UUID-like; anything else is not shown.
+    (id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')).then_some(id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -504,5 +536,14 @@ mod tests {
         assert_eq!(a.len(), 32);
         assert!(a.bytes().all(|b| b.is_ascii_hexdigit()));
         assert_ne!(a, random_hex(32));
+    }
+
+    #[test]
+    fn the_request_id_is_read_off_an_answer_and_nothing_else_passes_for_one() {
+        let body = r#"{"Images":{"Image":[]},"RequestId": "86CC7763-2227-24A3","TotalCount":0}"#;
+        assert_eq!(super::request_id_of(body), Some("86CC7763-2227-24A3"));
+        assert_eq!(super::request_id_of(r#"{"TotalCount":0}"#), None);
+        assert_eq!(super::request_id_of(r#"{"RequestId":"a b"}"#), None);
+        assert_eq!(super::request_id_of(r#"{"RequestId":17}"#), None);
     }
 }
