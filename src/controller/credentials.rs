@@ -12,6 +12,7 @@ use super::decision::Failure;
 use super::lifecycle::failure_from;
 use super::port::EcsPort;
 use super::reconciler::{Context, lock};
+use super::secrets_in_use::{self, SecretKey};
 use crate::api::image_import::{CREDENTIALS_FINALIZER, ImageImport};
 use crate::ecs::{CredentialProvider, Credentials, CredentialsError, EcsError};
 
@@ -102,6 +103,22 @@ impl<P: EcsPort> Context<P> {
                 });
         };
         let namespace = object.namespace().unwrap_or_default();
+        let key = (namespace.clone(), reference.name.clone());
+        if let Some(cached) = self.unchanged_secret(&key) {
+            self.secrets_in_use
+                .named_by(object, &key)
+                .await
+                .map_err(|error| {
+                    Failure::minted(
+                        "CredentialsSecretNotHeld",
+                        format!(
+                            "failed to take the finalizer {CREDENTIALS_FINALIZER} off the Secret \
+                             this resource named before: {error}"
+                        ),
+                    )
+                })?;
+            return Ok(cached);
+        }
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &namespace);
         let secret = match secrets.get_opt(&reference.name).await {
             Ok(Some(secret)) => secret,
@@ -174,6 +191,22 @@ impl<P: EcsPort> Context<P> {
         let provider = Arc::new(CredentialProvider::fixed(credentials));
         lock(&self.secret_credentials).insert(key, (version.clone(), Arc::clone(&provider)));
         Ok((provider, Some(version)))
+    }
+
+    /// The cached credentials of a Secret whose watched metadata shows it unchanged since they
+    /// were read (same `resourceVersion`) and already held: no GET needed.
+    fn unchanged_secret(
+        &self,
+        key: &SecretKey,
+    ) -> Option<(Arc<CredentialProvider>, Option<String>)> {
+        let seen = self.secret_watches.seen(&key.0, &key.1)?;
+        if secrets_in_use::finalizers_held(&seen.metadata).is_some() {
+            return None;
+        }
+        let version = seen.metadata.resource_version?;
+        let cache = lock(&self.secret_credentials);
+        let (cached_version, provider) = cache.get(key)?;
+        (*cached_version == version).then(|| (Arc::clone(provider), Some(version)))
     }
 
     /// The resource names no Secret: lets go of the one it named before. Known from memory while

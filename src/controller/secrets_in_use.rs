@@ -144,6 +144,12 @@ impl SecretsInUse {
         api.get(&key.1).await
     }
 
+    /// `import` names `key`, already held (seen by its watch): lets go of the Secret the resource
+    /// named before, if another.
+    pub async fn named_by(&self, import: &ImageImport, key: &SecretKey) -> Result<(), kube::Error> {
+        self.moved_to(import, Some(key)).await
+    }
+
     /// `import` names no Secret: lets go of the one it named before, if any.
     pub async fn hold_none(&self, import: &ImageImport) -> Result<(), kube::Error> {
         self.moved_to(import, None).await
