@@ -267,7 +267,11 @@ async fn follow<P: EcsPort>(
         let decided = decision::apply(&resource, &observed, &timing, Timestamp::now());
         // `decision::apply` never cancels or deletes: a one-shot import leaves ECS as it found it,
         // but for its own import.
-        let outcome = act(ecs, &resource, &decided.action, credentials).await;
+        let acting = decision::Resource {
+            status: &decided.status,
+            ..resource
+        };
+        let outcome = act(ecs, &acting, &decided.action, credentials).await;
         status = match outcome {
             Ok(Some(accepted)) => {
                 decision::after_import(

@@ -47,6 +47,10 @@ pub struct RunArgs {
     /// Seconds between retries of errors fixed outside Kubernetes (quota, RAM role, missing object).
     #[arg(long, env = "ECS_IMAGE_OPERATOR_EXTERNAL_RETRY", default_value_t = 300)]
     pub external_retry_seconds: u64,
+    /// Seconds between looks at finished imports (batched, 100 images a call): an image deleted
+    /// outside the operator is imported again, changed names, descriptions and tags are set back.
+    #[arg(long, env = "ECS_IMAGE_OPERATOR_RESYNC", default_value_t = 600)]
+    pub resync_seconds: u64,
     /// Address of the `/healthz` and `/readyz` endpoints.
     #[arg(
         long,
@@ -152,6 +156,7 @@ impl RunArgs {
             rate_limit,
             concurrency,
             external_retry_seconds,
+            resync_seconds,
             probe_address,
             liveness_stall_seconds,
             secret_reader_cluster_role,
@@ -211,6 +216,7 @@ impl RunArgs {
             poll_interval,
             watchdog: poll_interval * 4,
             external_retry: Duration::from_secs(external_retry_seconds.max(1)),
+            resync_interval: Duration::from_secs(resync_seconds.max(1)),
             ..Timing::default()
         };
         let mut namespaces: Vec<String> = namespace

@@ -452,6 +452,77 @@ fn an_available_image_in_line_with_the_spec_needs_nothing() {
     );
 }
 
+#[test]
+fn an_available_image_deleted_outside_the_operator_is_imported_again_under_a_new_token() {
+    let fixture = Fixture::new().with_status(available_status());
+    let gone = Observed {
+        image: Lookup::Missing,
+        task: Lookup::NotAsked,
+    };
+    let decision = fixture.apply(&gone, later(7200));
+    assert_eq!(decision.action, EcsAction::Import);
+    assert_eq!(decision.status.phase, Some(Phase::Pending));
+    assert_eq!(decision.status.image_id, None);
+    assert_eq!(decision.status.import_task_id, None);
+    assert_eq!(decision.status.reimports, Some(1));
+    assert!(
+        decision
+            .events
+            .iter()
+            .any(|e| e.warning && e.reason == decision::IMAGE_MISSING && e.message.contains("m-1")),
+        "{:?}",
+        decision.events
+    );
+    // The import is a new one: its ClientToken is not the first import's.
+    let again = Fixture::new().with_status(decision.status.clone());
+    let request = ecs_image_operator::controller::lifecycle::import_request(&again.resource());
+    let uid = again.object.metadata.uid.clone().unwrap();
+    assert_eq!(request.client_token, Some(format!("{uid}-r1")));
+    // Imported twice: the count goes on.
+    let twice = Fixture::new().with_status(ImageImportStatus {
+        reimports: Some(1),
+        ..available_status()
+    });
+    assert_eq!(twice.apply(&gone, later(7200)).status.reimports, Some(2));
+    // Paused: nothing is imported, and the pause says so.
+    let mut paused = Fixture::new().with_status(available_status());
+    paused.paused = true;
+    assert_eq!(paused.apply(&gone, later(7200)).action, EcsAction::None);
+}
+
+#[test]
+fn the_import_token_stays_within_ecs_limit() {
+    assert_eq!(decision::import_token("u-1", 0), "u-1");
+    assert_eq!(decision::import_token("u-1", 3), "u-1-r3");
+    let long = "x".repeat(80);
+    let token = decision::import_token(&long, 12);
+    assert_eq!(token.len(), 64);
+    assert!(token.ends_with("-r12"), "{token}");
+}
+
+#[test]
+fn a_settled_resource_needs_no_ecs_call_until_the_resync_sees_drift() {
+    let fixture = Fixture::new().with_status(available_status());
+    let resource = fixture.resource();
+    let same = Lookup::Found(image("m-1", "Available", None));
+    assert!(decision::settled(&resource, None), "not looked at yet");
+    assert!(decision::settled(&resource, Some(&same)));
+    assert!(!decision::settled(&resource, Some(&Lookup::Missing)));
+    let renamed = Lookup::Found(ImageView {
+        name: "renamed-by-hand".into(),
+        ..image("m-1", "Available", None)
+    });
+    assert!(!decision::settled(&resource, Some(&renamed)));
+    let broken = Lookup::Found(image("m-1", "UnAvailable", None));
+    assert!(!decision::settled(&resource, Some(&broken)));
+    // A spec change is never settled; nor is an import still running.
+    let mut changed = Fixture::new().with_status(available_status());
+    changed.object.metadata.generation = Some(2);
+    assert!(!decision::settled(&changed.resource(), Some(&same)));
+    let running = Fixture::new().with_status(importing_status());
+    assert!(!decision::settled(&running.resource(), None));
+}
+
 fn failure(code: &str, class: ErrorClass) -> Failure {
     Failure {
         code: code.into(),

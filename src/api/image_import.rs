@@ -498,6 +498,10 @@ pub struct ImageImportStatus {
     /// credentials is retried as soon as the Secret changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_credentials_version: Option<String>,
+    /// How many times the image was imported again because it had disappeared from ECS (deleted
+    /// outside the operator); part of the import's `ClientToken`, so each import is a new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reimports: Option<u32>,
     /// `Ready`, `Reconciling` and `Stalled`, following the kstatus convention.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,

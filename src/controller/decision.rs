@@ -287,6 +287,19 @@ pub fn client_token(uid: &str) -> String {
         .collect()
 }
 
+/// The `ClientToken` of the resource's import after `reimports` re-imports: the UID for the
+/// first, then the UID with the count, so importing again an image deleted outside the operator
+/// is a new import, not an answer replayed from the first.
+pub fn import_token(uid: &str, reimports: u32) -> String {
+    let token = client_token(uid);
+    if reimports == 0 {
+        return token;
+    }
+    let suffix = format!("-r{reimports}");
+    let keep = crate::ecs::api::MAX_CLIENT_TOKEN_LEN.saturating_sub(suffix.len());
+    format!("{}{suffix}", token.chars().take(keep).collect::<String>())
+}
+
 /// The tags every image of this resource carries, values cut to ECS's 128-character limit.
 pub fn operator_tags(resource: &Resource<'_>) -> BTreeMap<String, String> {
     let cut = |value: &str| value.chars().take(128).collect::<String>();
@@ -419,6 +432,30 @@ fn import_progress(
     }
 }
 
+/// Whether a resource needs no ECS call at all: a failed import, or an available image whose
+/// spec and credentials did not change and which, as the poller's resync last saw it (`latest`,
+/// `None` before its first look), still exists as the spec says. A stall before the import (no
+/// image yet) is not settled: the decision retries errors fixed outside Kubernetes on a slow
+/// schedule.
+pub fn settled(resource: &Resource<'_>, latest: Option<&Lookup<ImageView>>) -> bool {
+    let status = resource.status;
+    let unchanged = status.image_id.is_some()
+        && status.observed_generation == Some(resource.generation)
+        && status.observed_credentials_version.as_deref() == resource.credentials_version
+        && !resource.paused;
+    let available = status.phase == Some(Phase::Available)
+        && conditions::is_true(&status.conditions, types::READY);
+    let as_specified = match latest {
+        None => true,
+        Some(Lookup::Found(image)) => {
+            matches!(image.status.as_str(), "Available" | "Deprecated")
+                && image_update(resource, image).is_empty()
+        }
+        Some(Lookup::Missing | Lookup::NotAsked) => false,
+    };
+    unchanged && (status.phase == Some(Phase::Failed) || (available && as_specified))
+}
+
 /// Decides what to do for a resource that is not being deleted.
 pub fn apply(
     resource: &Resource<'_>,
@@ -448,6 +485,14 @@ pub fn apply(
     let Some(image_id) = status.image_id.clone() else {
         return before_import(resource, status, timing, now);
     };
+    // Drift: an available image deleted outside the operator is imported again (as Terraform
+    // re-creates what its plan finds missing), under a new ClientToken.
+    if status.phase == Some(Phase::Available)
+        && observed.image == Lookup::Missing
+        && observed.task.found().is_none()
+    {
+        return reimport(resource, status, &image_id, timing, now);
+    }
     // What follows describes the image as seen with these credentials (a rotation included), so
     // a settled resource is not looked at again for a Secret it has already used.
     status.observed_credentials_version = resource.credentials_version.map(String::from);
@@ -567,6 +612,35 @@ pub fn apply(
         }
     }
 }
+
+fn reimport(
+    resource: &Resource<'_>,
+    mut status: ImageImportStatus,
+    image_id: &str,
+    timing: &Timing,
+    now: Timestamp,
+) -> Decision {
+    status.image_id = None;
+    status.import_task_id = None;
+    status.start_time = None;
+    status.completion_time = None;
+    status.progress = None;
+    status.last_error = None;
+    status.reimports = Some(status.reimports.unwrap_or(0).saturating_add(1));
+    let mut decision = before_import(resource, status, timing, now);
+    decision.events.push(EventNote {
+        warning: true,
+        reason: IMAGE_MISSING.into(),
+        message: format!(
+            "image {image_id} no longer exists in ECS (deleted outside the operator): importing \
+             it again"
+        ),
+    });
+    decision
+}
+
+/// The reason of the Warning Event when an available image has disappeared from ECS.
+pub const IMAGE_MISSING: &str = "ImageMissing";
 
 fn before_import(
     resource: &Resource<'_>,

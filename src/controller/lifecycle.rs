@@ -259,7 +259,10 @@ pub fn import_request(resource: &DecisionResource<'_>) -> ImportImageRequest {
             .into_iter()
             .map(|(key, value)| Tag::new(key, value))
             .collect(),
-        client_token: Some(decision::client_token(resource.uid)),
+        client_token: Some(decision::import_token(
+            resource.uid,
+            resource.status.reimports.unwrap_or(0),
+        )),
         dry_run: false,
     }
 }

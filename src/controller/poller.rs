@@ -3,11 +3,15 @@
 //!
 //! Per round that is `ceil(in-flight imports / 100)` read calls per account and region, however many
 //! resources there are; a per-resource poller (Terraform's provider) makes one call per import.
+//!
+//! Finished imports are followed too, but only every resync interval (`--resync-seconds`), in the
+//! same batches: an image deleted or changed outside the operator wakes its resource, which
+//! imports it again or sets name, description and tags back.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::channel::mpsc::UnboundedSender;
 use tokio::sync::Notify;
@@ -29,11 +33,15 @@ pub struct GroupKey {
 struct Tracked {
     image_id: String,
     latest: Option<Lookup<ImageView>>,
+    /// A finished import: looked at only when the group's resync is due.
+    settled: bool,
 }
 
 struct Group<K> {
     credentials: Arc<CredentialProvider>,
     tracked: HashMap<K, Tracked>,
+    /// When the settled images of the group were last looked at.
+    resynced: Option<Instant>,
 }
 
 struct State<K> {
@@ -48,7 +56,11 @@ pub struct Poller<K, P> {
     wake: UnboundedSender<K>,
     new_work: Notify,
     interval: Duration,
+    resync: Duration,
 }
+
+/// How often finished imports are looked at unless [`Poller::with_resync`] says otherwise.
+pub const DEFAULT_RESYNC: Duration = Duration::from_secs(600);
 
 /// Newly tracked imports wait this long for others to join their first round, so a burst of
 /// creations (or an operator restart) is looked up in a few batched calls instead of one each.
@@ -81,7 +93,15 @@ where
             wake,
             new_work: Notify::new(),
             interval,
+            resync: DEFAULT_RESYNC,
         }
+    }
+
+    /// Looks at finished imports every `resync` instead.
+    #[must_use]
+    pub fn with_resync(mut self, resync: Duration) -> Self {
+        self.resync = resync;
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State<K>> {
@@ -89,14 +109,37 @@ where
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Follows `image_id` for `key` until [`Poller::untrack`]; returns the latest observation, if any
-    /// round has seen it yet.
+    /// Follows `image_id` for `key` every round until [`Poller::untrack`] or [`Poller::settle`];
+    /// returns the latest observation, if any round has seen it yet.
     pub fn track(
         &self,
         key: K,
         group: GroupKey,
         credentials: Arc<CredentialProvider>,
         image_id: &str,
+    ) -> Option<Lookup<ImageView>> {
+        self.follow(key, group, credentials, image_id, false)
+    }
+
+    /// Follows the finished import `image_id` of `key` every resync interval only; returns the
+    /// latest observation, if any round has seen it yet (the caller compares it with the spec).
+    pub fn settle(
+        &self,
+        key: K,
+        group: GroupKey,
+        credentials: Arc<CredentialProvider>,
+        image_id: &str,
+    ) -> Option<Lookup<ImageView>> {
+        self.follow(key, group, credentials, image_id, true)
+    }
+
+    fn follow(
+        &self,
+        key: K,
+        group: GroupKey,
+        credentials: Arc<CredentialProvider>,
+        image_id: &str,
+        settled: bool,
     ) -> Option<Lookup<ImageView>> {
         let mut state = self.lock();
         if let Some(previous) = state.group_of.get(&key).cloned()
@@ -109,22 +152,27 @@ where
         let entry = state.groups.entry(group).or_insert_with(|| Group {
             credentials: Arc::clone(&credentials),
             tracked: HashMap::new(),
+            resynced: None,
         });
         // Rotated credentials of the same account replace the old provider.
         entry.credentials = credentials;
         let tracked = entry.tracked.entry(key).or_insert_with(|| Tracked {
             image_id: image_id.to_string(),
             latest: None,
+            settled,
         });
         if tracked.image_id != image_id {
             *tracked = Tracked {
                 image_id: image_id.to_string(),
                 latest: None,
+                settled,
             };
         }
+        tracked.settled = settled;
         let latest = tracked.latest.clone();
         drop(state);
-        if latest.is_none() {
+        // A settled image waits for the resync; a running one is looked at shortly.
+        if latest.is_none() && !settled {
             self.new_work.notify_one();
         }
         latest
@@ -169,19 +217,35 @@ where
         }
     }
 
-    /// One round over every group.
+    /// One round over every group: its running imports, and its finished ones when their resync
+    /// is due.
     pub async fn round(&self) -> RoundStats {
         let work: Vec<(GroupKey, Arc<CredentialProvider>, Vec<String>)> = {
-            let state = self.lock();
+            let mut state = self.lock();
+            let now = Instant::now();
             state
                 .groups
-                .iter()
-                .map(|(key, group)| {
-                    let mut ids: Vec<String> =
-                        group.tracked.values().map(|t| t.image_id.clone()).collect();
+                .iter_mut()
+                .filter_map(|(key, group)| {
+                    let due = group
+                        .resynced
+                        .is_none_or(|at| now.duration_since(at) >= self.resync);
+                    let has_settled = group.tracked.values().any(|t| t.settled);
+                    // The first round after a start looks at every image settled by then: what
+                    // changed while the operator was not running is seen at once.
+                    let resyncing = due && has_settled;
+                    if resyncing {
+                        group.resynced = Some(now);
+                    }
+                    let mut ids: Vec<String> = group
+                        .tracked
+                        .values()
+                        .filter(|t| !t.settled || resyncing)
+                        .map(|t| t.image_id.clone())
+                        .collect();
                     ids.sort();
                     ids.dedup();
-                    (key.clone(), Arc::clone(&group.credentials), ids)
+                    (!ids.is_empty()).then(|| (key.clone(), Arc::clone(&group.credentials), ids))
                 })
                 .collect()
         };

@@ -27,7 +27,6 @@ use super::port::EcsPort;
 use super::secret_watches::SecretWatches;
 use super::secrets_in_use::{SecretKey, SecretsInUse};
 use super::status_writer;
-use crate::api::conditions;
 use crate::api::image_import::{ABANDON_ANNOTATION, ImageImport, ImageImportStatus, Phase};
 use crate::ecs::{CredentialProvider, EcsError};
 use crate::metrics::Metrics;
@@ -329,18 +328,21 @@ async fn apply<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Result
         return finish(object, context, decision).await;
     }
 
-    // Finished imports whose spec and credentials did not change need no ECS call at all.
-    // A stall before the import (no image yet) still goes through the decision, which retries
-    // errors fixed outside Kubernetes on a slow schedule.
-    let settled = (status.phase == Some(Phase::Failed)
-        || (status.phase == Some(Phase::Available)
-            && conditions::is_true(&status.conditions, conditions::types::READY)))
-        && status.image_id.is_some()
-        && status.observed_generation == object.metadata.generation
-        && status.observed_credentials_version == version
-        && !resource.paused;
-    if settled {
-        context.poller.untrack(&key);
+    // An available image is followed on the resync schedule; what the poller last saw of it
+    // says whether it drifted.
+    let latest = match (&status.phase, &status.image_id) {
+        (Some(Phase::Available), Some(image_id)) => {
+            let group = group_key(object, &credentials).await;
+            context
+                .poller
+                .settle(key.clone(), group, Arc::clone(&credentials), image_id)
+        }
+        _ => None,
+    };
+    if decision::settled(&resource, latest.as_ref()) {
+        if status.phase == Some(Phase::Failed) {
+            context.poller.untrack(&key);
+        }
         return Ok(Action::await_change());
     }
 
@@ -370,12 +372,19 @@ async fn apply<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Result
         }
     };
     let decision = decision::apply(&resource, &observed, &context.timing, now);
-    if matches!(
-        decision.status.phase,
-        Some(Phase::Available | Phase::Failed)
-    ) && decision.action == EcsAction::None
-    {
-        context.poller.untrack(&key);
+    // Finished: a failed import is not followed any more, an available image only on the
+    // resync schedule.
+    match (&decision.status.phase, &decision.status.image_id) {
+        (Some(Phase::Failed), _) if decision.action == EcsAction::None => {
+            context.poller.untrack(&key);
+        }
+        (Some(Phase::Available), Some(image_id)) if decision.action == EcsAction::None => {
+            let group = group_key(object, &credentials).await;
+            context
+                .poller
+                .settle(key.clone(), group, Arc::clone(&credentials), image_id);
+        }
+        _ => {}
     }
     if decision.action == EcsAction::Import {
         // Recorded first, so that after a crash during the import the next run looks for the
@@ -383,12 +392,17 @@ async fn apply<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Result
         context.write_status(object, &decision.status).await?;
         context.publish(object, &decision).await;
     }
+    // The decided status carries what the import needs (the ClientToken's re-import count).
+    let acting = decision::Resource {
+        status: &decision.status,
+        ..resource
+    };
     let outcome = patiently(
         object,
         &decision.status,
         action_name(&decision.action),
         context,
-        act(&*context.ecs, &resource, &decision.action, &credentials),
+        act(&*context.ecs, &acting, &decision.action, &credentials),
     )
     .await;
     match outcome {

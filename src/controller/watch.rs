@@ -31,11 +31,10 @@ pub async fn run<P: EcsPort>(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (wake_tx, wake_rx) = futures::channel::mpsc::unbounded();
-    let poller = Arc::new(Poller::new(
-        Arc::clone(&ecs),
-        wake_tx,
-        settings.timing.poll_interval,
-    ));
+    let poller = Arc::new(
+        Poller::new(Arc::clone(&ecs), wake_tx, settings.timing.poll_interval)
+            .with_resync(settings.timing.resync_interval),
+    );
     let context = Arc::new(Context::new(
         client.clone(),
         ecs,
