@@ -2,6 +2,7 @@
 //! refreshing when ECS rejects a token, and never showing a secret in errors, `Debug` or logs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails loudly by design
 
+mod log_capture;
 mod support;
 
 use std::sync::{Arc, Mutex};
@@ -313,23 +314,9 @@ async fn a_rejected_security_token_is_refreshed_and_the_call_retried() {
     assert_eq!(sts.requests().len(), 2);
 }
 
-/// A writer that keeps everything logged, to search it afterwards.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn no_secret_reaches_logs_errors_or_debug_output() {
-    let captured = Captured::default();
+    let captured = log_capture::LogBuffer::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
@@ -364,7 +351,7 @@ async fn no_secret_reaches_logs_errors_or_debug_output() {
     let error = client.call(&provider, &request).await.unwrap_err();
     let credentials = provider.credentials().await.unwrap();
 
-    let mut everything = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let mut everything = captured.text();
     everything.push_str(&format!(
         "{error} {error:?} {credentials:?} {provider:?} {client:?}"
     ));

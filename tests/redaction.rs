@@ -4,11 +4,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails loudly by design
 
 mod emulator_support;
+mod log_capture;
 mod support;
 
-use std::io::Write;
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use ecs_image_operator::ecs::api::DescribeRegionsRequest;
 use ecs_image_operator::ecs::error::ApiError;
@@ -64,29 +64,9 @@ fn regions() -> DescribeRegionsRequest {
     }
 }
 
-/// A `tracing` writer into a shared buffer.
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Buffer {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
 #[tokio::test]
 async fn a_v1_wrong_secret_with_a_security_token_shows_neither() {
-    let logs = Buffer::default();
+    let logs = log_capture::LogBuffer::default();
     let writer = logs.clone();
     // Everything at TRACE (reqwest and hyper included) except the emulator, which plays ECS.
     // Global, not per thread: callsites first hit by another test's thread without a subscriber

@@ -3,32 +3,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails loudly by design
 
 mod emulator_support;
+mod log_capture;
 mod operator_support;
-
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 
 use kube::ResourceExt;
 use operator_support::*;
 use tracing_subscriber::fmt::format::FmtSpan;
 
-/// A `tracing` writer into a shared buffer.
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reconcile_is_a_span_and_its_ecs_calls_are_children_with_their_request_ids() {
-    let logs = Buffer::default();
+    let logs = log_capture::LogBuffer::default();
     let writer = logs.clone();
     // Span closes are logged with the fields recorded by then (the request id comes last).
     let subscriber = tracing_subscriber::fmt()
@@ -46,7 +30,7 @@ async fn a_reconcile_is_a_span_and_its_ecs_calls_are_children_with_their_request
     rig.kill_controller().await;
     let uid = created.uid().unwrap();
 
-    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    let text = logs.text();
     let import_call = text
         .lines()
         .find(|line| line.contains("ecs_call{action=\"ImportImage\"") && line.contains("close"))
