@@ -57,6 +57,21 @@ impl SecretAccess {
 }
 
 impl<P: EcsPort> Context<P> {
+    /// The resource's credentials, their Secret's `resourceVersion` and the account they belong
+    /// to; or the one failure of reading them or asking STS (with the version, when the Secret
+    /// was read), which the decision takes as its input.
+    pub(super) async fn identity(
+        &self,
+        object: &ImageImport,
+    ) -> Result<(Arc<CredentialProvider>, Option<String>, String), (Failure, Option<String>)> {
+        let (credentials, version) = self.credentials(object).await.map_err(|f| (f, None))?;
+        let account = self
+            .account_of(&credentials)
+            .await
+            .map_err(|f| (f, version.clone()))?;
+        Ok((credentials, version, account))
+    }
+
     /// The account the credentials belong to, asked of STS once per AccessKey.
     pub(super) async fn account_of(
         &self,

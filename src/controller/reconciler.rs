@@ -16,7 +16,9 @@ use kube::{Client, Resource, ResourceExt};
 use tracing::Instrument;
 
 use super::credentials::SecretAccess;
-use super::decision::{self, Decision, EcsAction, Failure, Finalize, Lookup, Observed, Timing};
+use super::decision::{
+    self, Decision, EcsAction, Failure, Finalize, ImageView, Lookup, Observed, Timing,
+};
 use super::events::{EventPublisher, Note};
 use super::finalizers::{self, Stage};
 use super::lifecycle::{
@@ -27,7 +29,9 @@ use super::port::EcsPort;
 use super::secret_watches::SecretWatches;
 use super::secrets_in_use::{SecretKey, SecretsInUse};
 use super::status_writer;
-use crate::api::image_import::{ABANDON_ANNOTATION, ImageImport, ImageImportStatus, Phase};
+use crate::api::image_import::{
+    ABANDON_ANNOTATION, DeletionPolicy, ImageImport, ImageImportStatus, Phase,
+};
 use crate::ecs::{CredentialProvider, EcsError};
 use crate::metrics::Metrics;
 
@@ -196,6 +200,75 @@ impl<P: EcsPort> Context<P> {
         }
     }
 
+    /// The decision after `failure`, with `base` as the status it happened in; counts it, so
+    /// transient failures back off further each time.
+    fn failed(
+        &self,
+        object: &ImageImport,
+        base: &ImageImportStatus,
+        credentials_version: Option<&str>,
+        failure: &Failure,
+    ) -> Decision {
+        let failures = self.count_failure(&ObjectRef::from_obj(object));
+        let resource = decision_resource(object, base, credentials_version, None);
+        decision::after_failure(
+            &resource,
+            base,
+            failure,
+            failures,
+            &self.timing,
+            Timestamp::now(),
+        )
+    }
+
+    /// Writes and publishes a deletion that is not finished, and looks again as it says.
+    async fn pending(&self, object: &ImageImport, decision: Decision) -> Result<Cleaned, Error> {
+        self.write_status(object, &decision.status).await?;
+        self.publish(object, &decision).await;
+        Ok(self.requeue(&decision))
+    }
+
+    /// A deletion still in progress: looked at again as the decision says (a poll interval when
+    /// it says nothing, so a deletion never waits for a change that may not come).
+    fn requeue(&self, decision: &Decision) -> Cleaned {
+        Cleaned::Pending(Action::requeue(
+            decision.requeue.unwrap_or(self.timing.poll_interval),
+        ))
+    }
+
+    /// Keeps the poller in line with `status`: a running import every round, an available image
+    /// on the resync schedule (returning what the resync last saw of it), a failed import not at
+    /// all.
+    async fn follow(
+        &self,
+        object: &ImageImport,
+        key: &ObjectRef<ImageImport>,
+        credentials: &Arc<CredentialProvider>,
+        status: &ImageImportStatus,
+    ) -> Option<Lookup<ImageView>> {
+        let Some(image_id) = &status.image_id else {
+            return None;
+        };
+        let group = || group_key(object, credentials);
+        match status.phase {
+            Some(Phase::Available) => {
+                let credentials = Arc::clone(credentials);
+                self.poller
+                    .settle(key.clone(), group().await, credentials, image_id)
+            }
+            Some(Phase::Importing) => {
+                let credentials = Arc::clone(credentials);
+                self.poller
+                    .track(key.clone(), group().await, credentials, image_id)
+            }
+            Some(Phase::Failed) => {
+                self.poller.untrack(key);
+                None
+            }
+            _ => None,
+        }
+    }
+
     fn count_failure(&self, key: &ObjectRef<ImageImport>) -> u32 {
         let mut failures = lock(&self.failures);
         let count = failures.entry(key.clone()).or_insert(0);
@@ -296,30 +369,11 @@ async fn apply<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Result
     let key = ObjectRef::from_obj(object);
     let status = object.status.clone().unwrap_or_default();
     let now = Timestamp::now();
-    // The credentials, and the account they belong to: the one failure of either is decided on.
-    let found = async {
-        let (credentials, version) = context.credentials(object).await.map_err(|f| (f, None))?;
-        let account = context
-            .account_of(&credentials)
-            .await
-            .map_err(|f| (f, version.clone()))?;
-        Ok::<_, (Failure, Option<String>)>((credentials, version, account))
-    }
-    .await;
-    let (credentials, version, account) = match found {
+    let (credentials, version, account) = match context.identity(object).await {
         Ok(found) => found,
         Err((failure, version)) => {
-            let resource = decision_resource(object, &status, version.as_deref(), None);
-            let failures = context.count_failure(&key);
-            let decision = decision::after_failure(
-                &resource,
-                &status,
-                &failure,
-                failures,
-                &context.timing,
-                now,
-            );
-            return finish(object, context, decision).await;
+            let failed = context.failed(object, &status, version.as_deref(), &failure);
+            return finish(object, context, failed).await;
         }
     };
     let resource = decision_resource(object, &status, version.as_deref(), Some(&account));
@@ -327,65 +381,25 @@ async fn apply<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Result
         context.poller.untrack(&key);
         return finish(object, context, decision).await;
     }
-
-    // An available image is followed on the resync schedule; what the poller last saw of it
-    // says whether it drifted.
-    let latest = match (&status.phase, &status.image_id) {
-        (Some(Phase::Available), Some(image_id)) => {
-            let group = group_key(object, &credentials).await;
-            context
-                .poller
-                .settle(key.clone(), group, Arc::clone(&credentials), image_id)
-        }
-        _ => None,
-    };
+    // What the resync last saw of an available image says whether it drifted.
+    let latest = context.follow(object, &key, &credentials, &status).await;
     if decision::settled(&resource, latest.as_ref()) {
-        if status.phase == Some(Phase::Failed) {
-            context.poller.untrack(&key);
-        }
         return Ok(Action::await_change());
     }
-
-    let observed = match patiently(
-        object,
-        &status,
-        "DescribeImages",
-        context,
-        observe(object, &status, &credentials, context, &key),
-    )
-    .await
-    {
+    let observing = observe(object, &status, &credentials, context, &key);
+    let observed = match patiently(object, &status, "DescribeImages", context, observing).await {
         Ok(Some(observed)) => observed,
         // The poller has not seen this import yet; it wakes the resource after its first round.
         Ok(None) => return Ok(Action::requeue(context.timing.watchdog)),
         Err(error) => {
-            let failures = context.count_failure(&key);
-            let decision = decision::after_failure(
-                &resource,
-                &status,
-                &failure_from(&error),
-                failures,
-                &context.timing,
-                now,
-            );
-            return finish(object, context, decision).await;
+            let failed = context.failed(object, &status, version.as_deref(), &failure_from(&error));
+            return finish(object, context, failed).await;
         }
     };
     let decision = decision::apply(&resource, &observed, &context.timing, now);
-    // Finished: a failed import is not followed any more, an available image only on the
-    // resync schedule.
-    match (&decision.status.phase, &decision.status.image_id) {
-        (Some(Phase::Failed), _) if decision.action == EcsAction::None => {
-            context.poller.untrack(&key);
-        }
-        (Some(Phase::Available), Some(image_id)) if decision.action == EcsAction::None => {
-            let group = group_key(object, &credentials).await;
-            context
-                .poller
-                .settle(key.clone(), group, Arc::clone(&credentials), image_id);
-        }
-        _ => {}
-    }
+    context
+        .follow(object, &key, &credentials, &decision.status)
+        .await;
     if decision.action == EcsAction::Import {
         // Recorded first, so that after a crash during the import the next run looks for the
         // image by its UID tag.
@@ -397,53 +411,34 @@ async fn apply<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Result
         status: &decision.status,
         ..resource
     };
-    let outcome = patiently(
-        object,
-        &decision.status,
-        action_name(&decision.action),
-        context,
-        act(&*context.ecs, &acting, &decision.action, &credentials),
-    )
-    .await;
-    match outcome {
+    let action = action_name(&decision.action);
+    let acted = act(&*context.ecs, &acting, &decision.action, &credentials);
+    let decision = match patiently(object, &decision.status, action, context, acted).await {
         Ok(Some(accepted)) => {
             // Record the IDs before anything else can fail.
-            let decision = decision::after_import(
-                &resource,
-                &decision.status,
-                &accepted.image_id,
-                &accepted.task_id,
-                &context.timing,
-                now,
-            );
+            let timing = &context.timing;
+            let (image, task) = (&accepted.image_id, &accepted.task_id);
+            let imported =
+                decision::after_import(&resource, &decision.status, image, task, timing, now);
             context.reset_failures(&key);
-            context.write_status(object, &decision.status).await?;
-            let group = group_key(object, &credentials).await;
+            context.write_status(object, &imported.status).await?;
             context
-                .poller
-                .track(key, group, credentials, &accepted.image_id);
-            context.publish(object, &decision).await;
-            Ok(decision
-                .requeue
-                .map_or_else(Action::await_change, Action::requeue))
+                .follow(object, &key, &credentials, &imported.status)
+                .await;
+            imported
         }
         Ok(None) => {
             context.reset_failures(&key);
-            finish(object, context, decision).await
+            decision
         }
-        Err(error) => {
-            let failures = context.count_failure(&key);
-            let failed = decision::after_failure(
-                &resource,
-                &decision.status,
-                &failure_from(&error),
-                failures,
-                &context.timing,
-                now,
-            );
-            finish(object, context, failed).await
-        }
-    }
+        Err(error) => context.failed(
+            object,
+            &decision.status,
+            version.as_deref(),
+            &failure_from(&error),
+        ),
+    };
+    finish(object, context, decision).await
 }
 
 async fn finish<P: EcsPort>(
@@ -556,92 +551,41 @@ async fn cleanup<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Resu
     context.poller.untrack(&key);
     let status = object.status.clone().unwrap_or_default();
     let now = Timestamp::now();
-    let pending = |decision: &Decision| {
-        Cleaned::Pending(Action::requeue(
-            decision.requeue.unwrap_or(context.timing.poll_interval),
-        ))
-    };
-    if object
+    let abandoned = object
         .annotations()
         .get(ABANDON_ANNOTATION)
-        .is_some_and(|value| value == "true")
-    {
+        .map(String::as_str);
+    let retain = object.spec.deletion_policy == DeletionPolicy::Retain;
+    if abandoned == Some("true") || retain {
+        // Nothing to do in ECS, on purpose; the decision says what stays there.
         let resource = decision_resource(object, &status, None, None);
-        let decision = decision::abandon(&resource);
+        let decision = if abandoned == Some("true") {
+            decision::abandon(&resource)
+        } else {
+            decision::cleanup(&resource, &Observed::default(), &context.timing, now)
+        };
         context.publish(object, &decision).await;
         context.forget(object).await?;
         return Ok(Cleaned::Done);
     }
-    let retain = object.spec.deletion_policy == crate::api::image_import::DeletionPolicy::Retain;
-    let credentials = if retain {
-        None
-    } else {
-        Some(context.credentials(object).await)
-    };
-    let (credentials, version) = match credentials {
-        None => {
-            let resource = decision_resource(object, &status, None, None);
-            let decision = decision::cleanup(&resource, &Observed::default(), &context.timing, now);
-            context.publish(object, &decision).await;
-            context.forget(object).await?;
-            return Ok(Cleaned::Done);
-        }
-        Some(Ok(found)) => found,
-        Some(Err(failure)) => {
-            let resource = decision_resource(object, &status, None, None);
-            let decision = decision::after_failure(
-                &resource,
-                &deleting(&status),
-                &failure,
-                1,
-                &context.timing,
-                now,
-            );
-            context.write_status(object, &decision.status).await?;
-            context.publish(object, &decision).await;
-            return Ok(pending(&decision));
+    let gone = deleting(&status);
+    let (credentials, version, account) = match context.identity(object).await {
+        Ok(found) => found,
+        Err((failure, version)) => {
+            let failed = context.failed(object, &gone, version.as_deref(), &failure);
+            return context.pending(object, failed).await;
         }
     };
-    let account = match context.account_of(&credentials).await {
-        Ok(account) => account,
-        Err(failure) => {
-            let resource = decision_resource(object, &status, version.as_deref(), None);
-            let decision = decision::after_failure(
-                &resource,
-                &deleting(&status),
-                &failure,
-                context.count_failure(&key),
-                &context.timing,
-                now,
-            );
-            context.write_status(object, &decision.status).await?;
-            context.publish(object, &decision).await;
-            return Ok(pending(&decision));
-        }
-    };
-    let deleting_status = deleting(&status);
-    let guarded = decision_resource(object, &deleting_status, version.as_deref(), Some(&account));
+    let guarded = decision_resource(object, &gone, version.as_deref(), Some(&account));
     if let Some(decision) = decision::account_guard(&guarded, &context.timing, now) {
-        context.write_status(object, &decision.status).await?;
-        context.publish(object, &decision).await;
-        return Ok(pending(&decision));
+        return context.pending(object, decision).await;
     }
     let resource = decision_resource(object, &status, version.as_deref(), Some(&account));
     let observed = match observe_for_cleanup(&*context.ecs, object, &status, &credentials).await {
         Ok(observed) => observed,
         Err(error) => {
-            let failures = context.count_failure(&key);
-            let decision = decision::after_failure(
-                &resource,
-                &deleting(&status),
-                &failure_from(&error),
-                failures,
-                &context.timing,
-                now,
-            );
-            context.write_status(object, &decision.status).await?;
-            context.publish(object, &decision).await;
-            return Ok(pending(&decision));
+            let failed = context.failed(object, &gone, version.as_deref(), &failure_from(&error));
+            return context.pending(object, failed).await;
         }
     };
     let decision = decision::cleanup(&resource, &observed, &context.timing, now);
@@ -649,36 +593,19 @@ async fn cleanup<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Resu
         context.write_status(object, &decision.status).await?;
     }
     context.publish(object, &decision).await;
-    let outcome = patiently(
-        object,
-        &decision.status,
-        action_name(&decision.action),
-        context,
-        act(&*context.ecs, &resource, &decision.action, &credentials),
-    )
-    .await;
-    match outcome {
-        Ok(_) => match decision.finalize {
-            Finalize::Now | Finalize::AfterAction => {
-                context.reset_failures(&key);
-                context.forget(object).await?;
-                Ok(Cleaned::Done)
-            }
-            Finalize::No => Ok(pending(&decision)),
-        },
+    let action = action_name(&decision.action);
+    let acted = act(&*context.ecs, &resource, &decision.action, &credentials);
+    match patiently(object, &decision.status, action, context, acted).await {
+        Ok(_) if decision.finalize == Finalize::No => Ok(context.requeue(&decision)),
+        Ok(_) => {
+            context.reset_failures(&key);
+            context.forget(object).await?;
+            Ok(Cleaned::Done)
+        }
         Err(error) => {
-            let failures = context.count_failure(&key);
-            let failed = decision::after_failure(
-                &resource,
-                &decision.status,
-                &failure_from(&error),
-                failures,
-                &context.timing,
-                now,
-            );
-            context.write_status(object, &failed.status).await?;
-            context.publish(object, &failed).await;
-            Ok(pending(&failed))
+            let failure = failure_from(&error);
+            let failed = context.failed(object, &decision.status, version.as_deref(), &failure);
+            context.pending(object, failed).await
         }
     }
 }
