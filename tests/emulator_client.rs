@@ -464,3 +464,140 @@ async fn temporary_credentials_see_the_same_account() {
     assert!(matches!(&error, EcsError::Api(api) if api.code == "InvalidTaskId.NotFound"));
     emulator.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_operators_verbs_ask_and_change_what_they_say() {
+    use ecs_image_operator::ecs::api::TaskStatus;
+    let emulator = start().await;
+    let client = client(&emulator);
+    let creds = creds();
+    let created = client
+        .import_image(&creds, &import("verbs", "ubuntu-22.04.qcow2"))
+        .await
+        .unwrap();
+    let id = created.image_id.clone();
+
+    // An image being imported is found by id and by tag: every status is asked for.
+    let images = client
+        .images(&creds, REGION, std::slice::from_ref(&id))
+        .await
+        .unwrap();
+    assert_eq!(images.len(), 1, "{images:?}");
+    assert_ne!(images[0].status, "Available");
+    let tagged = client
+        .image_tagged(&creds, REGION, "ecs-image-operator/uid", "verbs")
+        .await
+        .unwrap();
+    assert_eq!(tagged.map(|i| i.image_id), Some(id.clone()));
+    assert!(
+        client
+            .image_tagged(&creds, REGION, "ecs-image-operator/uid", "nobody")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let task = client
+        .import_task_of(&creds, REGION, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(task.task_id, created.task_id);
+    let listed = client.task(&creds, REGION, &task.task_id).await.unwrap();
+    assert_eq!(listed.map(|t| t.task_id), Some(created.task_id.clone()));
+    // Unknown ids are `None`, not errors.
+    assert!(
+        client
+            .task(&creds, REGION, "t-unknown")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        client
+            .task_detail(&creds, REGION, "t-unknown")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        client
+            .images(&creds, REGION, &["m-unknown".to_string()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Cancel, then delete; doing either again is an outcome.
+    assert_eq!(
+        client.cancel(&creds, REGION, &task.task_id).await.unwrap(),
+        CancelOutcome::Cancelled
+    );
+    let detail = client
+        .task_detail(&creds, REGION, &task.task_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(detail.status(), TaskStatus::Cancelled);
+    assert_ne!(
+        client.cancel(&creds, REGION, &task.task_id).await.unwrap(),
+        CancelOutcome::Cancelled
+    );
+    assert_eq!(
+        client.delete(&creds, REGION, &id).await.unwrap(),
+        DeleteOutcome::Deleted
+    );
+    assert_eq!(
+        client.delete(&creds, REGION, &id).await.unwrap(),
+        DeleteOutcome::NotFound
+    );
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn updates_through_the_verbs_show_in_the_image() {
+    let emulator = start_with(EmulatorConfig {
+        time_scale: 100_000.0,
+        ..config()
+    })
+    .await;
+    let client = client(&emulator);
+    let creds = creds();
+    let created = client
+        .import_image(&creds, &import("upd", "ubuntu-22.04.qcow2"))
+        .await
+        .unwrap();
+    let id = created.image_id.clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while client
+        .images(&creds, REGION, std::slice::from_ref(&id))
+        .await
+        .unwrap()
+        .first()
+        .is_none_or(|i| i.status != "Available")
+    {
+        assert!(tokio::time::Instant::now() < deadline, "never Available");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    client
+        .update_attributes(&creds, REGION, &id, Some("renamed"), Some("new text"))
+        .await
+        .unwrap();
+    client
+        .tag(&creds, REGION, &id, &[Tag::new("team", "a")])
+        .await
+        .unwrap();
+    client
+        .untag(&creds, REGION, &id, &["ecs-image-operator/uid".to_string()])
+        .await
+        .unwrap();
+    let image = client
+        .images(&creds, REGION, std::slice::from_ref(&id))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(image.image_name, "renamed");
+    assert_eq!(image.description, "new text");
+    assert_eq!(image.tag("team"), Some("a"));
+    assert_eq!(image.tag("ecs-image-operator/uid"), None);
+    emulator.shutdown().await;
+}

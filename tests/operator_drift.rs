@@ -23,7 +23,7 @@ async fn an_image_deleted_outside_is_imported_again_and_a_renamed_one_is_set_bac
 
     // Renamed by hand: set back at the next resync.
     rig.ecs
-        .modify_image_attribute(
+        .call(
             &emulator_support::creds(),
             &ModifyImageAttributeRequest {
                 region_id: emulator_support::REGION.into(),

@@ -162,7 +162,7 @@ async fn deleting_while_importing_cancels_the_task_and_releases_the_resource() {
     assert!(stats.actions["CancelTask"].ok >= 1, "{:?}", stats.actions);
     let task = rig
         .ecs
-        .describe_task_attribute(
+        .call(
             &emulator_support::creds(),
             &ecs_image_operator::ecs::api::DescribeTaskAttributeRequest {
                 region_id: emulator_support::REGION.into(),
@@ -216,7 +216,7 @@ async fn deleting_an_available_image_follows_the_deletion_policy() {
     // Nothing else is left behind in ECS.
     let all = rig
         .ecs
-        .describe_images(
+        .call(
             &emulator_support::creds(),
             &DescribeImagesRequest {
                 region_id: emulator_support::REGION.into(),

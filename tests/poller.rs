@@ -45,33 +45,29 @@ impl EcsPort for FakeEcs {
     async fn account_id(&self, _: &CredentialProvider) -> Result<String, EcsError> {
         unexpected()
     }
-    async fn import_image(
+    async fn import(
         &self,
         _: &CredentialProvider,
         _: &ImportImageRequest,
     ) -> Result<ImportImageResponse, EcsError> {
         unexpected()
     }
-    async fn describe_images(
+    async fn images(
         &self,
         _: &CredentialProvider,
-        request: &DescribeImagesRequest,
-    ) -> Result<DescribeImagesResponse, EcsError> {
+        region: &str,
+        ids: &[String],
+    ) -> Result<Vec<Image>, EcsError> {
         self.calls
             .lock()
             .unwrap()
-            .push((request.region_id.clone(), request.image_ids.clone()));
+            .push((region.to_string(), ids.to_vec()));
         if std::mem::take(&mut *self.fail_next.lock().unwrap()) {
             return Err(EcsError::InvalidRequest("scripted failure".into()));
         }
-        assert!(request.image_ids.len() <= 100, "at most 100 IDs per call");
-        assert!(
-            request.statuses.iter().any(|s| s == "Creating"),
-            "importing images must be asked for"
-        );
+        assert!(ids.len() <= 100, "at most 100 IDs per call");
         let images = self.images.lock().unwrap();
-        let found = request
-            .image_ids
+        Ok(ids
             .iter()
             .filter_map(|id| {
                 images.get(id).map(|(status, progress)| Image {
@@ -81,58 +77,82 @@ impl EcsPort for FakeEcs {
                     ..Default::default()
                 })
             })
-            .collect();
-        Ok(DescribeImagesResponse {
-            images: found,
-            ..Default::default()
-        })
+            .collect())
     }
-    async fn describe_tasks(
+    async fn image_tagged(
         &self,
         _: &CredentialProvider,
-        _: &DescribeTasksRequest,
-    ) -> Result<DescribeTasksResponse, EcsError> {
+        _: &str,
+        _: &str,
+        _: &str,
+    ) -> Result<Option<Image>, EcsError> {
         unexpected()
     }
-    async fn describe_task_attribute(
+    async fn import_task_of(
         &self,
         _: &CredentialProvider,
-        _: &DescribeTaskAttributeRequest,
-    ) -> Result<TaskAttribute, EcsError> {
+        _: &str,
+        _: &str,
+    ) -> Result<Option<TaskSummary>, EcsError> {
         unexpected()
     }
-    async fn cancel_task(
+    async fn task(
         &self,
         _: &CredentialProvider,
-        _: &CancelTaskRequest,
+        _: &str,
+        _: &str,
+    ) -> Result<Option<TaskSummary>, EcsError> {
+        unexpected()
+    }
+    async fn task_detail(
+        &self,
+        _: &CredentialProvider,
+        _: &str,
+        _: &str,
+    ) -> Result<Option<TaskAttribute>, EcsError> {
+        unexpected()
+    }
+    async fn cancel(
+        &self,
+        _: &CredentialProvider,
+        _: &str,
+        _: &str,
     ) -> Result<CancelOutcome, EcsError> {
         unexpected()
     }
-    async fn delete_image(
+    async fn delete(
         &self,
         _: &CredentialProvider,
-        _: &DeleteImageRequest,
+        _: &str,
+        _: &str,
     ) -> Result<DeleteOutcome, EcsError> {
         unexpected()
     }
-    async fn modify_image_attribute(
+    async fn update_attributes(
         &self,
         _: &CredentialProvider,
-        _: &ModifyImageAttributeRequest,
+        _: &str,
+        _: &str,
+        _: Option<&str>,
+        _: Option<&str>,
     ) -> Result<(), EcsError> {
         unexpected()
     }
-    async fn tag_resources(
+    async fn tag(
         &self,
         _: &CredentialProvider,
-        _: &TagResourcesRequest,
+        _: &str,
+        _: &str,
+        _: &[Tag],
     ) -> Result<(), EcsError> {
         unexpected()
     }
-    async fn untag_resources(
+    async fn untag(
         &self,
         _: &CredentialProvider,
-        _: &UntagResourcesRequest,
+        _: &str,
+        _: &str,
+        _: &[String],
     ) -> Result<(), EcsError> {
         unexpected()
     }

@@ -11,12 +11,7 @@ use super::port::EcsPort;
 use crate::api::image_import::{
     ABANDON_ANNOTATION, ImageImport, ImageImportStatus, PAUSED_ANNOTATION, UID_TAG,
 };
-use crate::ecs::api::{
-    ALL_IMAGE_STATUSES, CancelTaskRequest, DeleteImageRequest, DescribeImagesRequest,
-    DescribeTaskAttributeRequest, DescribeTasksRequest, DiskDeviceMapping, ImageFeatures,
-    ImportImageRequest, ModifyImageAttributeRequest, RESOURCE_TYPE_IMAGE, Tag, TagFilter,
-    TagResourcesRequest, UntagResourcesRequest,
-};
+use crate::ecs::api::{DiskDeviceMapping, ImageFeatures, ImportImageRequest, Tag, TaskSummary};
 use crate::ecs::{CredentialProvider, EcsError};
 use kube::ResourceExt;
 
@@ -69,15 +64,10 @@ pub(crate) async fn describe_image<P: EcsPort>(
     region: &str,
     image_id: &str,
 ) -> Result<Lookup<decision::ImageView>, EcsError> {
-    let request = DescribeImagesRequest {
-        region_id: region.to_string(),
-        image_ids: vec![image_id.to_string()],
-        statuses: ALL_IMAGE_STATUSES.split(',').map(String::from).collect(),
-        ..Default::default()
-    };
-    let response = ecs.describe_images(credentials, &request).await?;
-    Ok(response
-        .images
+    let images = ecs
+        .images(credentials, region, &[image_id.to_string()])
+        .await?;
+    Ok(images
         .iter()
         .find(|image| image.image_id == image_id)
         .map_or(Lookup::Missing, |image| Lookup::Found(image_view(image))))
@@ -90,21 +80,26 @@ pub(crate) async fn describe_task<P: EcsPort>(
     region: &str,
     task_id: &str,
 ) -> Result<Lookup<TaskView>, EcsError> {
-    let request = DescribeTaskAttributeRequest {
-        region_id: region.to_string(),
-        task_id: task_id.to_string(),
-    };
-    match ecs.describe_task_attribute(credentials, &request).await {
-        Ok(task) => Ok(Lookup::Found(TaskView {
+    let task = ecs.task_detail(credentials, region, task_id).await?;
+    Ok(task.map_or(Lookup::Missing, |task| {
+        Lookup::Found(TaskView {
             id: task.task_id.clone(),
             status: task.status(),
             progress: task.progress_percent(),
             error: task
                 .first_error()
                 .map(|(code, message)| (code.to_string(), message.to_string())),
-        })),
-        Err(error) if error.is_unknown_task() => Ok(Lookup::Missing),
-        Err(error) => Err(error),
+        })
+    }))
+}
+
+/// The decision's view of a listed task (no progress or error: `DescribeTasks` has neither).
+fn task_view(task: &TaskSummary) -> TaskView {
+    TaskView {
+        id: task.task_id.clone(),
+        status: task.status(),
+        progress: None,
+        error: None,
     }
 }
 
@@ -115,51 +110,19 @@ pub(crate) async fn find_by_uid<P: EcsPort>(
     credentials: &CredentialProvider,
 ) -> Result<Observed, EcsError> {
     let region = &object.spec.region_id;
-    let request = DescribeImagesRequest {
-        region_id: region.clone(),
-        image_owner_alias: Some("self".into()),
-        statuses: ALL_IMAGE_STATUSES.split(',').map(String::from).collect(),
-        tags: vec![TagFilter {
-            key: UID_TAG.to_string(),
-            value: object.metadata.uid.clone(),
-        }],
-        ..Default::default()
-    };
-    let response = ecs.describe_images(credentials, &request).await?;
     let uid = object.metadata.uid.as_deref().unwrap_or_default();
-    let Some(image) = response
-        .images
-        .iter()
-        .find(|image| image.tag(UID_TAG) == Some(uid))
-    else {
+    let Some(image) = ecs.image_tagged(credentials, region, UID_TAG, uid).await? else {
         return Ok(Observed {
             image: Lookup::Missing,
             task: Lookup::NotAsked,
         });
     };
-    let tasks = DescribeTasksRequest {
-        region_id: region.clone(),
-        task_action: Some("ImportImage".into()),
-        resource_ids: vec![image.image_id.clone()],
-        page_size: Some(10),
-        ..Default::default()
-    };
     let task = ecs
-        .describe_tasks(credentials, &tasks)
+        .import_task_of(credentials, region, &image.image_id)
         .await?
-        .tasks
-        .into_iter()
-        .find(|task| task.resource_id == image.image_id)
-        .map_or(Lookup::NotAsked, |task| {
-            Lookup::Found(TaskView {
-                id: task.task_id.clone(),
-                status: task.status(),
-                progress: None,
-                error: None,
-            })
-        });
+        .map_or(Lookup::NotAsked, |task| Lookup::Found(task_view(&task)));
     Ok(Observed {
-        image: Lookup::Found(image_view(image)),
+        image: Lookup::Found(image_view(&image)),
         task,
     })
 }
@@ -177,26 +140,10 @@ pub(crate) async fn observe_for_cleanup<P: EcsPort>(
     };
     let image = describe_image(ecs, credentials, region, image_id).await?;
     let task = match &status.import_task_id {
-        Some(task_id) => {
-            let request = DescribeTasksRequest {
-                region_id: region.clone(),
-                task_ids: vec![task_id.clone()],
-                ..Default::default()
-            };
-            let tasks = ecs.describe_tasks(credentials, &request).await?;
-            tasks
-                .tasks
-                .into_iter()
-                .find(|task| task.task_id == *task_id)
-                .map_or(Lookup::Missing, |task| {
-                    Lookup::Found(TaskView {
-                        id: task.task_id.clone(),
-                        status: task.status(),
-                        progress: None,
-                        error: None,
-                    })
-                })
-        }
+        Some(task_id) => ecs
+            .task(credentials, region, task_id)
+            .await?
+            .map_or(Lookup::Missing, |task| Lookup::Found(task_view(&task))),
         None => Lookup::NotAsked,
     };
     Ok(Observed { image, task })
@@ -285,38 +232,29 @@ pub(crate) async fn act<P: EcsPort>(
     action: &EcsAction,
     credentials: &CredentialProvider,
 ) -> Result<Option<Accepted>, EcsError> {
-    let region = resource.spec.region_id.clone();
+    let region = resource.spec.region_id.as_str();
     match action {
         EcsAction::None => Ok(None),
         EcsAction::Import => {
             // No dry run first: ImportImage answers the same errors, and the ClientToken makes a
             // retry (an answer lost to a crash or the network) return the same image.
-            let request = import_request(resource);
-            let accepted = ecs.import_image(credentials, &request).await?;
+            let accepted = ecs.import(credentials, &import_request(resource)).await?;
             tracing::info!(name = %resource.name, image = %accepted.image_id, task = %accepted.task_id, "ECS accepted the import");
             Ok(Some(Accepted {
                 image_id: accepted.image_id,
                 task_id: accepted.task_id,
             }))
         }
-        EcsAction::UpdateImage(update) => update_image(&region, update, credentials, ecs)
+        EcsAction::UpdateImage(update) => update_image(region, update, credentials, ecs)
             .await
             .map(|()| None),
         EcsAction::CancelTask { task_id } => {
-            let request = CancelTaskRequest {
-                region_id: region,
-                task_id: task_id.clone(),
-            };
-            ecs.cancel_task(credentials, &request).await.map(|_| None)
+            ecs.cancel(credentials, region, task_id).await.map(|_| None)
         }
-        EcsAction::DeleteImage { image_id } => {
-            let request = DeleteImageRequest {
-                region_id: region,
-                image_id: image_id.clone(),
-                force: false,
-            };
-            ecs.delete_image(credentials, &request).await.map(|_| None)
-        }
+        EcsAction::DeleteImage { image_id } => ecs
+            .delete(credentials, region, image_id)
+            .await
+            .map(|_| None),
     }
 }
 
@@ -327,37 +265,23 @@ pub(crate) async fn update_image<P: EcsPort>(
     credentials: &CredentialProvider,
     ecs: &P,
 ) -> Result<(), EcsError> {
+    let image = update.image_id.as_str();
     if update.modifies_attributes() {
-        let request = ModifyImageAttributeRequest {
-            region_id: region.to_string(),
-            image_id: update.image_id.clone(),
-            image_name: update.name.clone(),
-            description: update.description.clone(),
-        };
-        ecs.modify_image_attribute(credentials, &request).await?;
+        let (name, description) = (update.name.as_deref(), update.description.as_deref());
+        ecs.update_attributes(credentials, region, image, name, description)
+            .await?;
     }
     if !update.set_tags.is_empty() {
-        let request = TagResourcesRequest {
-            region_id: region.to_string(),
-            resource_type: RESOURCE_TYPE_IMAGE.into(),
-            resource_ids: vec![update.image_id.clone()],
-            tags: update
-                .set_tags
-                .iter()
-                .map(|(key, value)| Tag::new(key.clone(), value.clone()))
-                .collect(),
-        };
-        ecs.tag_resources(credentials, &request).await?;
+        let tags: Vec<Tag> = update
+            .set_tags
+            .iter()
+            .map(|(key, value)| Tag::new(key.clone(), value.clone()))
+            .collect();
+        ecs.tag(credentials, region, image, &tags).await?;
     }
     if !update.remove_tags.is_empty() {
-        let request = UntagResourcesRequest {
-            region_id: region.to_string(),
-            resource_type: RESOURCE_TYPE_IMAGE.into(),
-            resource_ids: vec![update.image_id.clone()],
-            tag_keys: update.remove_tags.clone(),
-            all: false,
-        };
-        ecs.untag_resources(credentials, &request).await?;
+        ecs.untag(credentials, region, image, &update.remove_tags)
+            .await?;
     }
     Ok(())
 }

@@ -19,7 +19,7 @@ use tokio::sync::Notify;
 use super::decision::{ImageView, Lookup};
 use super::port::EcsPort;
 use crate::ecs::CredentialProvider;
-use crate::ecs::api::{ALL_IMAGE_STATUSES, DescribeImagesRequest, Image, MAX_IDS_PER_CALL};
+use crate::ecs::api::{Image, MAX_IDS_PER_CALL};
 
 /// One account in one region: the unit of batching.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -252,18 +252,10 @@ where
         let mut stats = RoundStats::default();
         for (group, credentials, ids) in work {
             for chunk in ids.chunks(MAX_IDS_PER_CALL) {
-                let request = DescribeImagesRequest {
-                    region_id: group.region.clone(),
-                    image_ids: chunk.to_vec(),
-                    statuses: ALL_IMAGE_STATUSES.split(',').map(String::from).collect(),
-                    page_size: Some(MAX_IDS_PER_CALL as u32),
-                    ..Default::default()
-                };
                 stats.calls += 1;
-                match self.ecs.describe_images(&credentials, &request).await {
-                    Ok(response) => {
-                        let found: HashMap<String, ImageView> = response
-                            .images
+                match self.ecs.images(&credentials, &group.region, chunk).await {
+                    Ok(images) => {
+                        let found: HashMap<String, ImageView> = images
                             .iter()
                             .map(|image| (image.image_id.clone(), image_view(image)))
                             .collect();

@@ -1,71 +1,96 @@
-//! The controller's only way to ECS: a small trait, so its tests can script ECS answers, with the
-//! real client as the production implementation.
+//! The controller's only way to ECS: a trait of domain verbs (an image, the image carrying a tag, a
+//! task, import, cancel, delete, update), so its tests can script ECS answers, with the real client
+//! as the production implementation. Requests and ECS codes live in `src/ecs/` (`ecs::verbs`).
 
 use std::future::Future;
 
 use crate::ecs::api::{
-    CancelTaskRequest, DeleteImageRequest, DescribeImagesRequest, DescribeImagesResponse,
-    DescribeTaskAttributeRequest, DescribeTasksRequest, DescribeTasksResponse, ImportImageRequest,
-    ImportImageResponse, ModifyImageAttributeRequest, TagResourcesRequest, TaskAttribute,
-    UntagResourcesRequest,
+    Image, ImportImageRequest, ImportImageResponse, Tag, TaskAttribute, TaskSummary,
 };
 use crate::ecs::{CancelOutcome, CredentialProvider, DeleteOutcome, EcsClient, EcsError};
 
-/// The ECS calls the controller makes.
+/// What the controller asks of ECS, and changes there.
 pub trait EcsPort: Send + Sync + 'static {
-    /// `ImportImage`.
-    fn import_image(
+    /// `ImportImage` (retried with one `ClientToken`).
+    fn import(
         &self,
         credentials: &CredentialProvider,
         request: &ImportImageRequest,
     ) -> impl Future<Output = Result<ImportImageResponse, EcsError>> + Send;
-    /// `DescribeImages`.
-    fn describe_images(
+    /// The images among `ids` (at most 100), in any status.
+    fn images(
         &self,
         credentials: &CredentialProvider,
-        request: &DescribeImagesRequest,
-    ) -> impl Future<Output = Result<DescribeImagesResponse, EcsError>> + Send;
-    /// `DescribeTasks`.
-    fn describe_tasks(
+        region: &str,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<Image>, EcsError>> + Send;
+    /// The account's own image carrying tag `key` = `value`.
+    fn image_tagged(
         &self,
         credentials: &CredentialProvider,
-        request: &DescribeTasksRequest,
-    ) -> impl Future<Output = Result<DescribeTasksResponse, EcsError>> + Send;
-    /// `DescribeTaskAttribute`.
-    fn describe_task_attribute(
+        region: &str,
+        key: &str,
+        value: &str,
+    ) -> impl Future<Output = Result<Option<Image>, EcsError>> + Send;
+    /// The `ImportImage` task that made `image_id`.
+    fn import_task_of(
         &self,
         credentials: &CredentialProvider,
-        request: &DescribeTaskAttributeRequest,
-    ) -> impl Future<Output = Result<TaskAttribute, EcsError>> + Send;
-    /// `CancelTask`.
-    fn cancel_task(
+        region: &str,
+        image_id: &str,
+    ) -> impl Future<Output = Result<Option<TaskSummary>, EcsError>> + Send;
+    /// A task as `DescribeTasks` lists it.
+    fn task(
         &self,
         credentials: &CredentialProvider,
-        request: &CancelTaskRequest,
+        region: &str,
+        task_id: &str,
+    ) -> impl Future<Output = Result<Option<TaskSummary>, EcsError>> + Send;
+    /// A task with its progress and its error.
+    fn task_detail(
+        &self,
+        credentials: &CredentialProvider,
+        region: &str,
+        task_id: &str,
+    ) -> impl Future<Output = Result<Option<TaskAttribute>, EcsError>> + Send;
+    /// Cancels a task.
+    fn cancel(
+        &self,
+        credentials: &CredentialProvider,
+        region: &str,
+        task_id: &str,
     ) -> impl Future<Output = Result<CancelOutcome, EcsError>> + Send;
-    /// `DeleteImage`.
-    fn delete_image(
+    /// Deletes an image (never forced).
+    fn delete(
         &self,
         credentials: &CredentialProvider,
-        request: &DeleteImageRequest,
+        region: &str,
+        image_id: &str,
     ) -> impl Future<Output = Result<DeleteOutcome, EcsError>> + Send;
-    /// `ModifyImageAttribute`.
-    fn modify_image_attribute(
+    /// Sets an image's name and/or description.
+    fn update_attributes(
         &self,
         credentials: &CredentialProvider,
-        request: &ModifyImageAttributeRequest,
+        region: &str,
+        image_id: &str,
+        name: Option<&str>,
+        description: Option<&str>,
     ) -> impl Future<Output = Result<(), EcsError>> + Send;
-    /// `TagResources`.
-    fn tag_resources(
+    /// Adds or overwrites tags on an image.
+    fn tag(
         &self,
         credentials: &CredentialProvider,
-        request: &TagResourcesRequest,
+        region: &str,
+        image_id: &str,
+        tags: &[Tag],
     ) -> impl Future<Output = Result<(), EcsError>> + Send;
-    /// `UntagResources`.
-    fn untag_resources(
+    /// Removes tag keys from an image.
+    fn untag(
         &self,
         credentials: &CredentialProvider,
-        request: &UntagResourcesRequest,
+        region: &str,
+        image_id: &str,
+        keys: &[String],
     ) -> impl Future<Output = Result<(), EcsError>> + Send;
     /// The account the credentials belong to (STS `GetCallerIdentity`).
     fn account_id(
@@ -75,7 +100,7 @@ pub trait EcsPort: Send + Sync + 'static {
 }
 
 impl EcsPort for EcsClient {
-    async fn import_image(
+    async fn import(
         &self,
         credentials: &CredentialProvider,
         request: &ImportImageRequest,
@@ -83,68 +108,99 @@ impl EcsPort for EcsClient {
         EcsClient::import_image(self, credentials, request).await
     }
 
-    async fn describe_images(
+    async fn images(
         &self,
         credentials: &CredentialProvider,
-        request: &DescribeImagesRequest,
-    ) -> Result<DescribeImagesResponse, EcsError> {
-        self.call(credentials, request).await
+        region: &str,
+        ids: &[String],
+    ) -> Result<Vec<Image>, EcsError> {
+        EcsClient::images(self, credentials, region, ids).await
     }
 
-    async fn describe_tasks(
+    async fn image_tagged(
         &self,
         credentials: &CredentialProvider,
-        request: &DescribeTasksRequest,
-    ) -> Result<DescribeTasksResponse, EcsError> {
-        self.call(credentials, request).await
+        region: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<Option<Image>, EcsError> {
+        EcsClient::image_tagged(self, credentials, region, key, value).await
     }
 
-    async fn describe_task_attribute(
+    async fn import_task_of(
         &self,
         credentials: &CredentialProvider,
-        request: &DescribeTaskAttributeRequest,
-    ) -> Result<TaskAttribute, EcsError> {
-        self.call(credentials, request).await
+        region: &str,
+        image_id: &str,
+    ) -> Result<Option<TaskSummary>, EcsError> {
+        EcsClient::import_task_of(self, credentials, region, image_id).await
     }
 
-    async fn cancel_task(
+    async fn task(
         &self,
         credentials: &CredentialProvider,
-        request: &CancelTaskRequest,
+        region: &str,
+        task_id: &str,
+    ) -> Result<Option<TaskSummary>, EcsError> {
+        EcsClient::task(self, credentials, region, task_id).await
+    }
+
+    async fn task_detail(
+        &self,
+        credentials: &CredentialProvider,
+        region: &str,
+        task_id: &str,
+    ) -> Result<Option<TaskAttribute>, EcsError> {
+        EcsClient::task_detail(self, credentials, region, task_id).await
+    }
+
+    async fn cancel(
+        &self,
+        credentials: &CredentialProvider,
+        region: &str,
+        task_id: &str,
     ) -> Result<CancelOutcome, EcsError> {
-        EcsClient::cancel_task(self, credentials, request).await
+        EcsClient::cancel(self, credentials, region, task_id).await
     }
 
-    async fn delete_image(
+    async fn delete(
         &self,
         credentials: &CredentialProvider,
-        request: &DeleteImageRequest,
+        region: &str,
+        image_id: &str,
     ) -> Result<DeleteOutcome, EcsError> {
-        EcsClient::delete_image(self, credentials, request).await
+        EcsClient::delete(self, credentials, region, image_id).await
     }
 
-    async fn modify_image_attribute(
+    async fn update_attributes(
         &self,
         credentials: &CredentialProvider,
-        request: &ModifyImageAttributeRequest,
+        region: &str,
+        image_id: &str,
+        name: Option<&str>,
+        description: Option<&str>,
     ) -> Result<(), EcsError> {
-        self.call(credentials, request).await.map(|_| ())
+        EcsClient::update_attributes(self, credentials, region, image_id, name, description).await
     }
 
-    async fn tag_resources(
+    async fn tag(
         &self,
         credentials: &CredentialProvider,
-        request: &TagResourcesRequest,
+        region: &str,
+        image_id: &str,
+        tags: &[Tag],
     ) -> Result<(), EcsError> {
-        self.call(credentials, request).await.map(|_| ())
+        EcsClient::tag(self, credentials, region, image_id, tags).await
     }
 
-    async fn untag_resources(
+    async fn untag(
         &self,
         credentials: &CredentialProvider,
-        request: &UntagResourcesRequest,
+        region: &str,
+        image_id: &str,
+        keys: &[String],
     ) -> Result<(), EcsError> {
-        self.call(credentials, request).await.map(|_| ())
+        EcsClient::untag(self, credentials, region, image_id, keys).await
     }
 
     async fn account_id(&self, credentials: &CredentialProvider) -> Result<String, EcsError> {

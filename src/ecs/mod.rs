@@ -15,6 +15,7 @@ pub mod redact;
 pub mod retry;
 pub mod sign;
 pub mod sts;
+pub mod verbs;
 
 pub use client::{CancelOutcome, ClientConfig, DeleteOutcome, EcsClient};
 pub use credentials::{CredentialProvider, CredentialSource, Credentials, CredentialsError};

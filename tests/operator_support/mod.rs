@@ -464,7 +464,7 @@ impl Rig {
             ..Default::default()
         };
         self.ecs
-            .describe_images(&emulator_support::creds(), &request)
+            .call(&emulator_support::creds(), &request)
             .await
             .unwrap()
             .images
