@@ -192,3 +192,22 @@ async fn a_deletion_without_credentials_waits_until_the_image_is_abandoned_on_pu
     .await;
     rig.kill_controller().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_imports_asks_sts_once_for_their_one_key() {
+    let mut rig = Rig::start(600.0).await;
+    rig.start_controller().await;
+    let names: Vec<String> = (0..12).map(|i| format!("burst-{i}")).collect();
+    for name in &names {
+        rig.create_minimal(name).await;
+    }
+    for name in &names {
+        rig.wait_available(name).await;
+    }
+    assert_eq!(
+        rig.emulator.stats().calls("GetCallerIdentity"),
+        1,
+        "one AccessKey, one account lookup"
+    );
+    rig.kill_controller().await;
+}

@@ -83,21 +83,24 @@ impl<P: EcsPort> Context<P> {
             .map_err(|error| failure_from(&EcsError::from(error)))?
             .access_key_id()
             .to_string();
-        if let Some(account) = lock(&self.accounts).get(&key_id) {
-            return Ok(account.clone());
-        }
-        // STS judges the credentials as ECS would (an unknown key, a wrong secret): the failure
-        // keeps its own code and class.
-        let account = self.ecs.account_id(credentials).await.map_err(|error| {
-            let mut failure = failure_from(&error);
-            failure.message = format!(
-                "failed to learn the account of the credentials (STS GetCallerIdentity): {}",
-                failure.message
-            );
-            failure
-        })?;
-        lock(&self.accounts).insert(key_id, account.clone());
-        Ok(account)
+        // One cell per key: reconciles that need the same key at once (a restart, a burst of
+        // creations) wait for one STS call instead of each making their own; a failure leaves the
+        // cell empty, so the next reconcile asks again.
+        let cell = Arc::clone(lock(&self.accounts).entry(key_id).or_default());
+        cell.get_or_try_init(|| async {
+            // STS judges the credentials as ECS would (an unknown key, a wrong secret): the
+            // failure keeps its own code and class.
+            self.ecs.account_id(credentials).await.map_err(|error| {
+                let mut failure = failure_from(&error);
+                failure.message = format!(
+                    "failed to learn the account of the credentials (STS GetCallerIdentity): {}",
+                    failure.message
+                );
+                failure
+            })
+        })
+        .await
+        .cloned()
     }
 
     /// The resource's credentials: its Secret (re-read every time, cached by resourceVersion), or the

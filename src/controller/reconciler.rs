@@ -75,7 +75,7 @@ pub struct Context<P: EcsPort> {
     pub(super) failures: Mutex<HashMap<ObjectRef<ImageImport>, u32>>,
     /// Account ids by AccessKey ID: an AccessKey belongs to one account for good, so STS is asked
     /// once per key, not per reconcile.
-    pub(super) accounts: Mutex<HashMap<String, String>>,
+    pub(super) accounts: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<String>>>>,
     pub(super) secret_watches: Arc<SecretWatches>,
     pub(super) secrets_in_use: SecretsInUse,
     pub(super) secret_access: SecretAccess,
