@@ -200,8 +200,9 @@ impl<P: EcsPort> Context<P> {
         }
     }
 
-    /// The decision after `failure`, with `base` as the status it happened in; counts it, so
-    /// transient failures back off further each time.
+    /// The decision after `failure`, with `base` as the status it happened in (the stored one, or
+    /// what was decided before the failing call); counts it, so transient failures back off
+    /// further each time. Phase Events compare with the stored status, as every decision does.
     fn failed(
         &self,
         object: &ImageImport,
@@ -210,7 +211,8 @@ impl<P: EcsPort> Context<P> {
         failure: &Failure,
     ) -> Decision {
         let failures = self.count_failure(&ObjectRef::from_obj(object));
-        let resource = decision_resource(object, base, credentials_version, None);
+        let stored = object.status.clone().unwrap_or_default();
+        let resource = decision_resource(object, &stored, credentials_version, None);
         decision::after_failure(
             &resource,
             base,
