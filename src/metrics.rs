@@ -16,6 +16,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::api::image_import::{ImageImportStatus, Phase};
 use crate::ecs::observe::CallObserver;
 
 /// The `Content-Type` of the exposition, as Prometheus negotiates it for OpenMetrics.
@@ -327,6 +328,29 @@ impl Metrics {
     /// Records how long one import took, from its start to its image being available.
     pub fn observe_import_duration(&self, elapsed: Duration) {
         self.inner.import_duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// The phase and progress of resource `namespace`/`name` as `status` says, counted on every
+    /// reconcile (changed or not), so a restarted operator knows every phase again.
+    pub fn record_status(&self, namespace: &str, name: &str, status: &ImageImportStatus) {
+        self.set_phase(namespace, name, status.phase.map(Phase::as_str));
+        match (status.phase, status.progress) {
+            (Some(Phase::Importing), Some(percent)) => self.set_progress(namespace, name, percent),
+            _ => self.clear_progress(namespace, name),
+        }
+    }
+
+    /// A status `after` was written over `before`: an import that has just become available is
+    /// timed, once (a write that failed is not counted, and its retry is).
+    pub fn record_written(&self, before: Option<&ImageImportStatus>, after: &ImageImportStatus) {
+        let was = before.and_then(|status| status.phase);
+        if was != Some(Phase::Available)
+            && after.phase == Some(Phase::Available)
+            && let (Some(start), Some(done)) = (&after.start_time, &after.completion_time)
+            && let Ok(took) = Duration::try_from(done.0.duration_since(start.0))
+        {
+            self.observe_import_duration(took);
+        }
     }
 
     /// Counts one polling round that made at least one ECS call: with `ecs_calls_total` of the

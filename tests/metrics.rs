@@ -315,3 +315,47 @@ async fn the_metrics_route_answers_with_the_openmetrics_content_type() {
     );
     assert!(answer.contains("ecs_image_operator_ready 1"), "{answer}");
 }
+
+#[test]
+fn a_status_written_as_available_times_the_import_once() {
+    use ecs_image_operator::api::{ImageImportStatus, Phase};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    let metrics = Metrics::new();
+    let start: jiff::Timestamp = "2026-12-01T10:00:00Z".parse().unwrap();
+    let done: jiff::Timestamp = "2026-12-01T10:12:00Z".parse().unwrap();
+    let importing = ImageImportStatus {
+        phase: Some(Phase::Importing),
+        progress: Some(40),
+        start_time: Some(Time(start)),
+        ..Default::default()
+    };
+    metrics.record_status("prod", "web", &importing);
+    let available = ImageImportStatus {
+        phase: Some(Phase::Available),
+        progress: Some(100),
+        completion_time: Some(Time(done)),
+        ..importing.clone()
+    };
+    metrics.record_written(Some(&importing), &available);
+    // Written again (a resync, a restart): not timed again.
+    metrics.record_written(Some(&available), &available);
+    metrics.record_status("prod", "web", &available);
+    let text = metrics.encode().unwrap();
+    assert_eq!(
+        sample(&text, "ecs_image_operator_import_duration_seconds_count"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "ecs_image_operator_import_duration_seconds_sum"),
+        Some(720.0)
+    );
+    assert_eq!(
+        sample(&text, "ecs_image_operator_imports{phase=\"Available\"}"),
+        Some(1.0)
+    );
+    assert!(
+        !text.contains("ecs_image_operator_import_progress{"),
+        "progress is only for running imports: {text}"
+    );
+}

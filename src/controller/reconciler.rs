@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use jiff::Timestamp;
 use kube::api::Api;
@@ -300,19 +299,11 @@ impl<P: EcsPort> Context<P> {
         object: &ImageImport,
         status: &ImageImportStatus,
     ) -> Result<(), Error> {
-        // Counted even when nothing changes, so a restarted operator knows every phase again.
         if let (Some(namespace), Some(name)) = (
             object.metadata.namespace.as_deref(),
             object.metadata.name.as_deref(),
         ) {
-            self.metrics
-                .set_phase(namespace, name, status.phase.map(Phase::as_str));
-            match (status.phase, status.progress) {
-                (Some(Phase::Importing), Some(percent)) => {
-                    self.metrics.set_progress(namespace, name, percent);
-                }
-                _ => self.metrics.clear_progress(namespace, name),
-            }
+            self.metrics.record_status(namespace, name, status);
         }
         if object.status.as_ref() == Some(status) {
             return Ok(());
@@ -342,14 +333,7 @@ impl<P: EcsPort> Context<P> {
             }
             return Err(error.into());
         }
-        let was = object.status.as_ref().and_then(|s| s.phase);
-        if was != Some(Phase::Available)
-            && status.phase == Some(Phase::Available)
-            && let (Some(start), Some(done)) = (&status.start_time, &status.completion_time)
-            && let Ok(took) = Duration::try_from(done.0.duration_since(start.0))
-        {
-            self.metrics.observe_import_duration(took);
-        }
+        self.metrics.record_written(object.status.as_ref(), status);
         Ok(())
     }
 
