@@ -372,7 +372,7 @@ async fn apply<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Result
     if decision::settled(&resource, latest.as_ref()) {
         return Ok(Action::await_change());
     }
-    let observing = observe(object, &status, &credentials, context, &key);
+    let observing = observe(object, &status, &credentials, context, latest);
     let observed = match patiently(object, &status, "DescribeImages", context, observing).await {
         Ok(Some(observed)) => observed,
         // The poller has not seen this import yet; it wakes the resource after its first round.
@@ -458,7 +458,7 @@ async fn observe<P: EcsPort>(
     status: &ImageImportStatus,
     credentials: &Arc<CredentialProvider>,
     context: &Context<P>,
-    key: &ObjectRef<ImageImport>,
+    followed: Option<Lookup<ImageView>>,
 ) -> Result<Option<Observed>, EcsError> {
     let region = &object.spec.region_id;
     let Some(image_id) = &status.image_id else {
@@ -477,11 +477,8 @@ async fn observe<P: EcsPort>(
             .map(Some);
     };
     let image = if status.phase == Some(Phase::Importing) {
-        let group = group_key(object, credentials).await;
-        match context
-            .poller
-            .track(key.clone(), group, Arc::clone(credentials), image_id)
-        {
+        // What the poller last saw (`Context::follow` has just tracked the import).
+        match followed {
             Some(image) => image,
             None => return Ok(None),
         }
