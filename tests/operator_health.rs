@@ -19,6 +19,31 @@ fn free_address() -> String {
     listener.local_addr().unwrap().to_string()
 }
 
+/// Starts the operator (`spawn` with a probe address) on a free address. Between choosing the
+/// address and the operator's bind, another test's socket may take it (the operator then exits at
+/// once): then it is started again on another address.
+async fn spawn_on_free_address(
+    spawn: impl Fn(&str) -> OperatorProcess,
+) -> (OperatorProcess, String) {
+    for _ in 0..5 {
+        let address = free_address();
+        let mut operator = spawn(&address);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(&address).await.is_err()
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Someone answers; the operator's bind happens before it serves, so a lost race shows
+        // as an exit by now.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if operator.try_wait().ok().flatten().is_none() {
+            return (operator, address);
+        }
+    }
+    panic!("the operator exited at start five times (probe address taken?)");
+}
+
 async fn get(address: &str, path: &str) -> Option<(u16, String)> {
     let response = reqwest::get(format!("http://{address}{path}")).await.ok()?;
     let status = response.status().as_u16();
@@ -63,13 +88,15 @@ async fn without_its_crd_the_operator_says_so_once_stays_unready_and_starts_when
     let kubeconfig = dir.path().join("kubeconfig");
     kube.write_kubeconfig(&kubeconfig).unwrap();
     let log = dir.path().join("operator.log");
-    let address = free_address();
-    let _operator = OperatorProcess::spawn_logging_to(
-        &kubeconfig,
-        &emulator,
-        &["--probe-address", &address, "--poll-interval-seconds", "1"],
-        &log,
-    );
+    let (_operator, address) = spawn_on_free_address(|address| {
+        OperatorProcess::spawn_logging_to(
+            &kubeconfig,
+            &emulator,
+            &["--probe-address", address, "--poll-interval-seconds", "1"],
+            &log,
+        )
+    })
+    .await;
     wait_until("/readyz to answer 503 naming the CRD", PATIENCE, || async {
         get(&address, "/readyz")
             .await
@@ -139,19 +166,21 @@ async fn healthz_stays_ok_while_healthy_and_fails_once_the_watch_hangs() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     rig.kube.write_kubeconfig(&kubeconfig).unwrap();
-    let address = free_address();
-    let _operator = OperatorProcess::spawn(
-        &kubeconfig,
-        &rig.emulator,
-        &[
-            "--probe-address",
-            &address,
-            "--poll-interval-seconds",
-            "1",
-            "--liveness-stall-seconds",
-            "2",
-        ],
-    );
+    let (_operator, address) = spawn_on_free_address(|address| {
+        OperatorProcess::spawn(
+            &kubeconfig,
+            &rig.emulator,
+            &[
+                "--probe-address",
+                address,
+                "--poll-interval-seconds",
+                "1",
+                "--liveness-stall-seconds",
+                "2",
+            ],
+        )
+    })
+    .await;
     wait_until("/readyz to answer 200", PATIENCE, || async {
         get(&address, "/readyz")
             .await
