@@ -1,22 +1,23 @@
 //! `ecs-image-operator import -f FILE`: the operator's engine run once, outside Kubernetes, on an
-//! `ImageImport` manifest: the same pure decision and the same ECS calls as the controller, with a
-//! progress bar. `--emulator` runs it against an in-process emulator, to try a spec with no cloud
+//! `ImageImport` manifest: the same life-cycle engine as the controller (`controller::engine`),
+//! with a progress bar. `--emulator` runs it against an in-process emulator, to try a spec with no cloud
 //! account and no cluster.
 
+use std::convert::Infallible;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use jiff::Timestamp;
 
 use crate::api::conditions::{self, types};
 use crate::api::image_import::{ImageImport, ImageImportStatus, Phase};
-use crate::controller::decision::{self, Lookup, Observed, Timing};
-use crate::controller::lifecycle::{
-    act, decision_resource, describe_image, describe_task, failure_from,
-};
+use crate::controller::decision::{ImageView, Lookup, Plan, Timing};
+use crate::controller::engine::source::describe_image;
+use crate::controller::engine::{self, Blocked, Identity, Shell, failure_from};
 use crate::controller::port::EcsPort;
 use crate::ecs::client::random_hex;
 use crate::ecs::{CredentialProvider, Credentials, EcsClient, EcsError};
@@ -140,7 +141,7 @@ impl ImportArgs {
         let status = follow(
             &client,
             &object,
-            &credentials,
+            credentials,
             poll,
             Duration::from_secs(self.timeout_seconds),
         )
@@ -223,89 +224,45 @@ async fn start_emulator(
     ))
 }
 
-/// Drives one import with the controller's decision until it is available, failed or stalled.
+/// Consecutive failed passes after which a one-shot import gives up.
+const GIVE_UP_AFTER: u32 = 5;
+
+/// Drives one import with the operator's engine until it is available, failed or stalled.
 async fn follow<P: EcsPort>(
     ecs: &P,
     object: &ImageImport,
-    credentials: &CredentialProvider,
+    credentials: CredentialProvider,
     poll: Duration,
     timeout: Duration,
 ) -> ImageImportStatus {
-    let timing = Timing {
-        poll_interval: poll,
-        watchdog: poll,
-        ..Timing::default()
+    let shell = OneShot {
+        ecs,
+        credentials: Arc::new(credentials),
+        account: tokio::sync::OnceCell::new(),
+        timing: Timing {
+            poll_interval: poll,
+            watchdog: poll,
+            ..Timing::default()
+        },
+        failures: AtomicU32::new(0),
+        bar: Mutex::new(ProgressBar::new()),
     };
-    let region = object.spec.region_id.clone();
+    let mut object = object.clone();
     let started = Instant::now();
-    let mut bar = ProgressBar::new();
-    let mut status = ImageImportStatus::default();
-    let mut failures = 0u32;
     loop {
-        let resource = decision_resource(object, &status, None, None);
-        let observed = match observe(ecs, &region, &status, credentials).await {
-            Ok(observed) => observed,
-            Err(error) => {
-                failures += 1;
-                let decided = decision::after_failure(
-                    &resource,
-                    &status,
-                    &failure_from(&error),
-                    failures,
-                    &timing,
-                    Timestamp::now(),
-                );
-                status = decided.status;
-                if stalled(&status) || failures > 5 {
-                    bar.finish(&status);
-                    return status;
-                }
-                tokio::time::sleep(decided.requeue.unwrap_or(poll)).await;
-                continue;
-            }
-        };
-        let decided = decision::apply(&resource, &observed, &timing, Timestamp::now());
-        // `decision::apply` never cancels or deletes: a one-shot import leaves ECS as it found it,
-        // but for its own import.
-        let acting = decision::Resource {
-            status: &decided.status,
-            ..resource
-        };
-        let outcome = act(ecs, &acting, &decided.action, credentials).await;
-        status = match outcome {
-            Ok(Some(accepted)) => {
-                decision::after_import(
-                    &resource,
-                    &decided.status,
-                    &accepted.image_id,
-                    &accepted.task_id,
-                    &timing,
-                    Timestamp::now(),
-                )
-                .status
-            }
-            Ok(None) => decided.status,
-            Err(error) => {
-                failures += 1;
-                decision::after_failure(
-                    &resource,
-                    &decided.status,
-                    &failure_from(&error),
-                    failures,
-                    &timing,
-                    Timestamp::now(),
-                )
-                .status
-            }
-        };
-        bar.show(&status);
+        let Ok(plan) = engine::step(&shell, &object).await;
+        let status = plan.status;
         let done = matches!(status.phase, Some(Phase::Available | Phase::Failed))
             && !conditions::is_true(&status.conditions, types::RECONCILING);
-        if done || stalled(&status) || started.elapsed() > timeout {
-            bar.finish(&status);
+        let gave_up = shell.failures.load(Ordering::Relaxed) > GIVE_UP_AFTER;
+        if done || stalled(&status) || gave_up || started.elapsed() > timeout {
+            shell.bar().finish(&status);
             return status;
         }
-        tokio::time::sleep(poll).await;
+        // A failure waits out its backoff; otherwise look again every poll.
+        let wait = plan.requeue.filter(|_| plan.failed).unwrap_or(poll);
+        object.status = Some(status);
+        tokio::time::sleep(wait).await;
     }
 }
 
@@ -313,26 +270,97 @@ fn stalled(status: &ImageImportStatus) -> bool {
     conditions::is_true(&status.conditions, types::STALLED)
 }
 
-/// What ECS says about the import so far: nothing before it starts, then the image and, when it
-/// failed, its task.
-async fn observe<P: EcsPort>(
-    ecs: &P,
-    region: &str,
-    status: &ImageImportStatus,
-    credentials: &CredentialProvider,
-) -> Result<Observed, EcsError> {
-    let Some(image_id) = &status.image_id else {
-        return Ok(Observed {
-            image: Lookup::Missing,
-            task: Lookup::NotAsked,
-        });
-    };
-    let image = describe_image(ecs, credentials, region, image_id).await?;
-    let task = match &status.import_task_id {
-        Some(task_id) => describe_task(ecs, credentials, region, task_id).await?,
-        None => Lookup::NotAsked,
-    };
-    Ok(Observed { image, task })
+/// The one-shot import as the engine's shell: fixed credentials, the image looked at directly
+/// (no poller), status kept in memory and shown on the progress bar.
+struct OneShot<'a, P> {
+    ecs: &'a P,
+    credentials: Arc<CredentialProvider>,
+    account: tokio::sync::OnceCell<String>,
+    timing: Timing,
+    failures: AtomicU32,
+    bar: Mutex<ProgressBar>,
+}
+
+impl<P> OneShot<'_, P> {
+    fn bar(&self) -> std::sync::MutexGuard<'_, ProgressBar> {
+        self.bar.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl<P: EcsPort> Shell for OneShot<'_, P> {
+    type Port = P;
+    type Error = Infallible;
+
+    fn port(&self) -> &P {
+        self.ecs
+    }
+
+    fn timing(&self) -> &Timing {
+        &self.timing
+    }
+
+    fn failures(&self, _object: &ImageImport) -> u32 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    async fn identity(&self, _object: &ImageImport) -> Result<Identity, Blocked> {
+        let account = self
+            .account
+            .get_or_try_init(|| self.ecs.account_id(&self.credentials))
+            .await
+            .map_err(|error| Blocked {
+                failure: failure_from(&error),
+                version: None,
+            })?;
+        Ok(Identity {
+            credentials: Arc::clone(&self.credentials),
+            version: None,
+            account: account.clone(),
+        })
+    }
+
+    async fn latest(
+        &self,
+        object: &ImageImport,
+        identity: &Identity,
+        status: &ImageImportStatus,
+    ) -> Lookup<ImageView> {
+        let Some(image_id) = &status.image_id else {
+            return Lookup::NotAsked;
+        };
+        let region = &object.spec.region_id;
+        describe_image(self.ecs, &identity.credentials, region, image_id)
+            .await
+            .unwrap_or_else(|error| Lookup::Failed(failure_from(&error)))
+    }
+
+    async fn patiently<T: Send>(
+        &self,
+        _object: &ImageImport,
+        _base: &ImageImportStatus,
+        _action: &'static str,
+        work: impl Future<Output = T> + Send,
+    ) -> (T, bool) {
+        (work.await, false)
+    }
+
+    async fn record(
+        &self,
+        _object: &ImageImport,
+        _stored: Option<&ImageImportStatus>,
+        plan: &Plan,
+    ) -> Result<(), Infallible> {
+        self.bar().show(&plan.status);
+        Ok(())
+    }
+
+    async fn settle(&self, _object: &ImageImport, _identity: Option<&Identity>, plan: &Plan) {
+        if plan.failed {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.failures.store(0, Ordering::Relaxed);
+        }
+    }
 }
 
 /// A one-line progress bar on standard error; plain lines when it is not a terminal.

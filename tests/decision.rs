@@ -7,11 +7,11 @@ use std::time::Duration;
 use ecs_image_operator::api::conditions::{self, types};
 use ecs_image_operator::api::{ImageImport, ImageImportStatus, Phase};
 use ecs_image_operator::controller::decision::{
-    self, Decision, EcsAction, Failure, Finalize, ImageView, Lookup, Observed, Resource, TaskView,
-    Timing,
+    self, EcsAction, Failure, Finalize, ImageView, Lookup, Observed, Outcome, Plan, Resource,
+    SourceObserved, TaskView, Timing,
 };
 use ecs_image_operator::ecs::ErrorClass;
-use ecs_image_operator::ecs::api::TaskStatus;
+use ecs_image_operator::ecs::api::{ImageStatus, TaskStatus};
 use jiff::{SignedDuration, Timestamp};
 
 const MANIFEST: &str = r#"
@@ -56,6 +56,7 @@ struct Fixture {
     credentials_version: Option<String>,
     credentials_account: Option<String>,
     abandon: bool,
+    deleting: bool,
 }
 
 impl Fixture {
@@ -67,6 +68,7 @@ impl Fixture {
             credentials_version: None,
             credentials_account: None,
             abandon: false,
+            deleting: false,
         }
     }
 
@@ -87,15 +89,36 @@ impl Fixture {
             credentials_version: self.credentials_version.as_deref(),
             credentials_account: self.credentials_account.as_deref(),
             abandon: self.abandon,
+            deleting: self.deleting,
         }
     }
 
-    fn apply(&self, observed: &Observed, at: Timestamp) -> Decision {
+    fn decide(&self, observed: &Observed, at: Timestamp) -> Plan {
+        decision::decide(&self.resource(), observed, &Timing::default(), at)
+    }
+
+    fn apply(&self, observed: &SourceObserved, at: Timestamp) -> Plan {
         decision::apply(&self.resource(), observed, &Timing::default(), at)
     }
 
-    fn cleanup(&self, observed: &Observed) -> Decision {
+    fn cleanup(&self, observed: &SourceObserved) -> Plan {
         decision::cleanup(&self.resource(), observed, &Timing::default(), now())
+    }
+}
+
+/// The one ECS step of a plan, if any (the source's decisions plan at most one).
+trait OneStep {
+    fn action(&self) -> Option<EcsAction>;
+}
+
+impl OneStep for Plan {
+    fn action(&self) -> Option<EcsAction> {
+        assert!(
+            self.steps.len() <= 1,
+            "more than one step: {:?}",
+            self.steps
+        );
+        self.steps.first().cloned()
     }
 }
 
@@ -109,7 +132,7 @@ fn image(id: &str, status: &str, progress: Option<u8>) -> ImageView {
     let fixture = Fixture::new();
     ImageView {
         id: id.into(),
-        status: status.into(),
+        status: ImageStatus::parse(status),
         progress,
         name: "ubuntu-2204".into(),
         description: "Ubuntu 22.04 golden image".into(),
@@ -144,13 +167,13 @@ fn importing_status() -> ImageImportStatus {
 fn a_new_resource_with_nothing_in_ecs_is_imported() {
     let fixture = Fixture::new();
     let decision = fixture.apply(
-        &Observed {
+        &SourceObserved {
             image: Lookup::Missing,
             task: Lookup::NotAsked,
         },
         now(),
     );
-    assert_eq!(decision.action, EcsAction::Import);
+    assert_eq!(decision.action(), Some(EcsAction::Import));
     assert_eq!(decision.status.phase, Some(Phase::Pending));
     assert_eq!(decision.status.observed_generation, Some(1));
     assert_eq!(condition(&decision.status, types::RECONCILING).0, "True");
@@ -172,13 +195,13 @@ fn a_paused_new_resource_is_not_imported() {
     let mut fixture = Fixture::new();
     fixture.paused = true;
     let decision = fixture.apply(
-        &Observed {
+        &SourceObserved {
             image: Lookup::Missing,
             task: Lookup::NotAsked,
         },
         now(),
     );
-    assert_eq!(decision.action, EcsAction::None);
+    assert_eq!(decision.steps, []);
     assert_eq!(
         condition(&decision.status, types::RECONCILING),
         ("False".into(), "Paused".into())
@@ -189,16 +212,12 @@ fn a_paused_new_resource_is_not_imported() {
 #[test]
 fn an_image_carrying_our_uid_tag_is_adopted_instead_of_imported_again() {
     let fixture = Fixture::new();
-    let observed = Observed {
+    let observed = SourceObserved {
         image: Lookup::Found(image("m-lost", "Creating", Some(30))),
         task: Lookup::Found(task("t-lost", TaskStatus::Processing, Some(30))),
     };
     let decision = fixture.apply(&observed, now());
-    assert_eq!(
-        decision.action,
-        EcsAction::None,
-        "never a second ImportImage"
-    );
+    assert_eq!(decision.action(), None, "never a second ImportImage");
     assert_eq!(decision.status.image_id.as_deref(), Some("m-lost"));
     assert_eq!(decision.status.import_task_id.as_deref(), Some("t-lost"));
     assert_eq!(decision.status.phase, Some(Phase::Importing));
@@ -218,12 +237,12 @@ fn ids_are_recorded_as_soon_as_ecs_accepts_the_import() {
 #[test]
 fn a_running_import_reports_progress_and_polls() {
     let fixture = Fixture::new().with_status(importing_status());
-    let observed = Observed {
+    let observed = SourceObserved {
         image: Lookup::Found(image("m-1", "Creating", Some(45))),
         task: Lookup::Found(task("t-1", TaskStatus::Processing, Some(40))),
     };
     let decision = fixture.apply(&observed, later(60));
-    assert_eq!(decision.action, EcsAction::None);
+    assert_eq!(decision.steps, []);
     assert_eq!(
         decision.status.progress,
         Some(45),
@@ -241,12 +260,12 @@ fn a_running_import_reports_progress_and_polls() {
 #[test]
 fn a_finished_import_is_available_and_ready() {
     let fixture = Fixture::new().with_status(importing_status());
-    let observed = Observed {
+    let observed = SourceObserved {
         image: Lookup::Found(image("m-1", "Available", Some(100))),
         task: Lookup::Found(task("t-1", TaskStatus::Finished, Some(100))),
     };
     let decision = fixture.apply(&observed, later(600));
-    assert_eq!(decision.action, EcsAction::None);
+    assert_eq!(decision.steps, []);
     assert_eq!(decision.status.phase, Some(Phase::Available));
     assert_eq!(decision.status.progress, Some(100));
     assert_eq!(
@@ -272,7 +291,7 @@ fn a_finished_import_is_available_and_ready() {
 #[test]
 fn a_finished_task_with_an_image_still_creating_keeps_importing() {
     let fixture = Fixture::new().with_status(importing_status());
-    let observed = Observed {
+    let observed = SourceObserved {
         image: Lookup::Found(image("m-1", "Creating", Some(99))),
         task: Lookup::Found(task("t-1", TaskStatus::Finished, Some(100))),
     };
@@ -290,7 +309,7 @@ fn a_failed_task_stalls_with_its_ecs_code() {
         "InvalidImageFormat.Malformed".into(),
         "The image format is wrong.".into(),
     ));
-    let observed = Observed {
+    let observed = SourceObserved {
         image: Lookup::Found(image("m-1", "CreateFailed", None)),
         task: Lookup::Found(failed),
     };
@@ -318,7 +337,7 @@ fn a_failed_task_stalls_with_its_ecs_code() {
 #[test]
 fn a_task_cancelled_outside_the_operator_fails_the_import() {
     let fixture = Fixture::new().with_status(importing_status());
-    let observed = Observed {
+    let observed = SourceObserved {
         image: Lookup::Missing,
         task: Lookup::Found(task("t-1", TaskStatus::Cancelled, None)),
     };
@@ -333,7 +352,7 @@ fn a_task_cancelled_outside_the_operator_fails_the_import() {
 #[test]
 fn a_failed_image_without_task_detail_still_fails() {
     let fixture = Fixture::new().with_status(importing_status());
-    let observed = Observed {
+    let observed = SourceObserved {
         image: Lookup::Found(image("m-1", "UnAvailable", None)),
         task: Lookup::Missing,
     };
@@ -348,7 +367,7 @@ fn a_failed_image_without_task_detail_still_fails() {
 #[test]
 fn not_found_right_after_the_import_is_waited_out_but_not_forever() {
     let fixture = Fixture::new().with_status(importing_status());
-    let nothing = Observed {
+    let nothing = SourceObserved {
         image: Lookup::Missing,
         task: Lookup::Missing,
     };
@@ -367,7 +386,7 @@ fn not_found_right_after_the_import_is_waited_out_but_not_forever() {
 
 fn available_status() -> ImageImportStatus {
     let fixture = Fixture::new().with_status(importing_status());
-    let observed = Observed {
+    let observed = SourceObserved {
         image: Lookup::Found(image("m-1", "Available", Some(100))),
         task: Lookup::Missing,
     };
@@ -387,14 +406,14 @@ fn name_description_and_tag_changes_are_applied_in_place() {
     let mut current = image("m-1", "Available", Some(100));
     current.tags.insert("acs:system".into(), "kept".into());
     let decision = fixture.apply(
-        &Observed {
+        &SourceObserved {
             image: Lookup::Found(current),
             task: Lookup::Missing,
         },
         later(700),
     );
-    let EcsAction::UpdateImage(update) = decision.action else {
-        panic!("expected an update, got {:?}", decision.action)
+    let Some(EcsAction::UpdateImage(update)) = decision.action() else {
+        panic!("expected an update, got {:?}", decision.action())
     };
     assert_eq!(update.image_id, "m-1");
     assert_eq!(update.name.as_deref(), Some("ubuntu-2204-v2"));
@@ -425,13 +444,13 @@ fn a_paused_available_resource_is_not_updated() {
     fixture.paused = true;
     fixture.object.spec.description = Some("changed".into());
     let decision = fixture.apply(
-        &Observed {
+        &SourceObserved {
             image: Lookup::Found(image("m-1", "Available", None)),
             task: Lookup::Missing,
         },
         later(700),
     );
-    assert_eq!(decision.action, EcsAction::None);
+    assert_eq!(decision.steps, []);
     assert_eq!(condition(&decision.status, types::RECONCILING).1, "Paused");
 }
 
@@ -439,13 +458,13 @@ fn a_paused_available_resource_is_not_updated() {
 fn an_available_image_in_line_with_the_spec_needs_nothing() {
     let fixture = Fixture::new().with_status(available_status());
     let decision = fixture.apply(
-        &Observed {
+        &SourceObserved {
             image: Lookup::Found(image("m-1", "Available", None)),
             task: Lookup::Missing,
         },
         later(700),
     );
-    assert_eq!(decision.action, EcsAction::None);
+    assert_eq!(decision.steps, []);
     assert_eq!(
         decision.status, fixture.status,
         "an unchanged status is not rewritten"
@@ -455,12 +474,12 @@ fn an_available_image_in_line_with_the_spec_needs_nothing() {
 #[test]
 fn an_available_image_deleted_outside_the_operator_is_imported_again_under_a_new_token() {
     let fixture = Fixture::new().with_status(available_status());
-    let gone = Observed {
+    let gone = SourceObserved {
         image: Lookup::Missing,
         task: Lookup::NotAsked,
     };
     let decision = fixture.apply(&gone, later(7200));
-    assert_eq!(decision.action, EcsAction::Import);
+    assert_eq!(decision.action(), Some(EcsAction::Import));
     assert_eq!(decision.status.phase, Some(Phase::Pending));
     assert_eq!(decision.status.image_id, None);
     assert_eq!(decision.status.import_task_id, None);
@@ -475,7 +494,7 @@ fn an_available_image_deleted_outside_the_operator_is_imported_again_under_a_new
     );
     // The import is a new one: its ClientToken is not the first import's.
     let again = Fixture::new().with_status(decision.status.clone());
-    let request = ecs_image_operator::controller::lifecycle::import_request(&again.resource());
+    let request = ecs_image_operator::controller::engine::import_request(&again.resource());
     let uid = again.object.metadata.uid.clone().unwrap();
     assert_eq!(request.client_token, Some(format!("{uid}-r1")));
     // Imported twice: the count goes on.
@@ -487,7 +506,7 @@ fn an_available_image_deleted_outside_the_operator_is_imported_again_under_a_new
     // Paused: nothing is imported, and the pause says so.
     let mut paused = Fixture::new().with_status(available_status());
     paused.paused = true;
-    assert_eq!(paused.apply(&gone, later(7200)).action, EcsAction::None);
+    assert_eq!(paused.apply(&gone, later(7200)).steps, []);
 }
 
 #[test]
@@ -505,22 +524,25 @@ fn a_settled_resource_needs_no_ecs_call_until_the_resync_sees_drift() {
     let fixture = Fixture::new().with_status(available_status());
     let resource = fixture.resource();
     let same = Lookup::Found(image("m-1", "Available", None));
-    assert!(decision::settled(&resource, None), "not looked at yet");
-    assert!(decision::settled(&resource, Some(&same)));
-    assert!(!decision::settled(&resource, Some(&Lookup::Missing)));
+    assert!(
+        decision::settled(&resource, &Lookup::NotAsked),
+        "not looked at yet"
+    );
+    assert!(decision::settled(&resource, &same));
+    assert!(!decision::settled(&resource, &Lookup::Missing));
     let renamed = Lookup::Found(ImageView {
         name: "renamed-by-hand".into(),
         ..image("m-1", "Available", None)
     });
-    assert!(!decision::settled(&resource, Some(&renamed)));
+    assert!(!decision::settled(&resource, &renamed));
     let broken = Lookup::Found(image("m-1", "UnAvailable", None));
-    assert!(!decision::settled(&resource, Some(&broken)));
+    assert!(!decision::settled(&resource, &broken));
     // A spec change is never settled; nor is an import still running.
     let mut changed = Fixture::new().with_status(available_status());
     changed.object.metadata.generation = Some(2);
-    assert!(!decision::settled(&changed.resource(), Some(&same)));
+    assert!(!decision::settled(&changed.resource(), &same));
     let running = Fixture::new().with_status(importing_status());
-    assert!(!decision::settled(&running.resource(), None));
+    assert!(!decision::settled(&running.resource(), &Lookup::NotAsked));
 }
 
 fn failure(code: &str, class: ErrorClass) -> Failure {
@@ -590,28 +612,24 @@ fn an_invalid_request_stalls_until_the_spec_or_the_secret_changes() {
 
     let same = Fixture::new().with_status(stalled.status.clone());
     let again = same.apply(
-        &Observed {
+        &SourceObserved {
             image: Lookup::Missing,
             task: Lookup::NotAsked,
         },
         later(3600),
     );
-    assert_eq!(
-        again.action,
-        EcsAction::None,
-        "the same spec fails the same way"
-    );
+    assert_eq!(again.action(), None, "the same spec fails the same way");
 
     let mut edited = Fixture::new().with_status(stalled.status.clone());
     edited.object.metadata.generation = Some(2);
     let retried = edited.apply(
-        &Observed {
+        &SourceObserved {
             image: Lookup::Missing,
             task: Lookup::NotAsked,
         },
         later(10),
     );
-    assert_eq!(retried.action, EcsAction::Import);
+    assert_eq!(retried.action(), Some(EcsAction::Import));
     assert_eq!(
         condition(&retried.status, types::STALLED).0,
         "False",
@@ -621,15 +639,15 @@ fn an_invalid_request_stalls_until_the_spec_or_the_secret_changes() {
     let mut rotated = Fixture::new().with_status(stalled.status);
     rotated.credentials_version = Some("rv-2".into());
     let retried = rotated.apply(
-        &Observed {
+        &SourceObserved {
             image: Lookup::Missing,
             task: Lookup::NotAsked,
         },
         later(10),
     );
     assert_eq!(
-        retried.action,
-        EcsAction::Import,
+        retried.action(),
+        Some(EcsAction::Import),
         "a changed Secret is tried at once"
     );
 }
@@ -653,25 +671,25 @@ fn an_error_fixed_outside_kubernetes_is_retried_slowly() {
     );
     let fixture = Fixture::new().with_status(stalled.status);
     let early = fixture.apply(
-        &Observed {
+        &SourceObserved {
             image: Lookup::Missing,
             task: Lookup::NotAsked,
         },
         later(60),
     );
-    assert_eq!(early.action, EcsAction::None);
+    assert_eq!(early.steps, []);
     assert_eq!(
         early.requeue,
         Some(timing.external_retry - Duration::from_secs(60))
     );
     let due = fixture.apply(
-        &Observed {
+        &SourceObserved {
             image: Lookup::Missing,
             task: Lookup::NotAsked,
         },
         later(301),
     );
-    assert_eq!(due.action, EcsAction::Import);
+    assert_eq!(due.action(), Some(EcsAction::Import));
 }
 
 #[test]
@@ -679,30 +697,30 @@ fn retain_lets_the_resource_go_without_touching_ecs() {
     let mut fixture = Fixture::new().with_status(importing_status());
     fixture.object.spec.deletion_policy =
         ecs_image_operator::api::image_import::DeletionPolicy::Retain;
-    let observed = Observed {
+    let observed = SourceObserved {
         image: Lookup::NotAsked,
         task: Lookup::Found(task("t-1", TaskStatus::Processing, None)),
     };
     let decision = fixture.cleanup(&observed);
     assert_eq!(
-        (decision.action, decision.finalize),
-        (EcsAction::None, Finalize::Now)
+        (decision.action(), decision.finalize),
+        (None, Finalize::Now)
     );
 }
 
 #[test]
 fn deleting_while_importing_cancels_the_task_first() {
     let fixture = Fixture::new().with_status(importing_status());
-    let observed = Observed {
+    let observed = SourceObserved {
         image: Lookup::Found(image("m-1", "Creating", Some(50))),
         task: Lookup::Found(task("t-1", TaskStatus::Processing, Some(50))),
     };
     let decision = fixture.cleanup(&observed);
     assert_eq!(
-        decision.action,
-        EcsAction::CancelTask {
+        decision.action(),
+        Some(EcsAction::CancelTask {
             task_id: "t-1".into()
-        }
+        })
     );
     assert_eq!(
         decision.finalize,
@@ -716,16 +734,16 @@ fn deleting_while_importing_cancels_the_task_first() {
 #[test]
 fn deleting_after_the_task_stopped_deletes_the_image_then_finalizes() {
     let fixture = Fixture::new().with_status(available_status());
-    let observed = Observed {
+    let observed = SourceObserved {
         image: Lookup::Found(image("m-1", "Available", None)),
         task: Lookup::Found(task("t-1", TaskStatus::Finished, None)),
     };
     let decision = fixture.cleanup(&observed);
     assert_eq!(
-        decision.action,
-        EcsAction::DeleteImage {
+        decision.action(),
+        Some(EcsAction::DeleteImage {
             image_id: "m-1".into()
-        }
+        })
     );
     assert_eq!(decision.finalize, Finalize::AfterAction);
 }
@@ -733,37 +751,37 @@ fn deleting_after_the_task_stopped_deletes_the_image_then_finalizes() {
 #[test]
 fn deleting_with_nothing_left_in_ecs_finalizes_at_once() {
     let fixture = Fixture::new().with_status(available_status());
-    let decision = fixture.cleanup(&Observed {
+    let decision = fixture.cleanup(&SourceObserved {
         image: Lookup::Missing,
         task: Lookup::Missing,
     });
     assert_eq!(
-        (decision.action, decision.finalize),
-        (EcsAction::None, Finalize::Now)
+        (decision.action(), decision.finalize),
+        (None, Finalize::Now)
     );
     let never_imported = Fixture::new();
-    let decision = never_imported.cleanup(&Observed {
+    let decision = never_imported.cleanup(&SourceObserved {
         image: Lookup::Missing,
         task: Lookup::NotAsked,
     });
     assert_eq!(
-        (decision.action, decision.finalize),
-        (EcsAction::None, Finalize::Now)
+        (decision.action(), decision.finalize),
+        (None, Finalize::Now)
     );
 }
 
 #[test]
 fn deleting_finds_an_image_the_status_never_recorded() {
     let fixture = Fixture::new();
-    let observed = Observed {
+    let observed = SourceObserved {
         image: Lookup::Found(image("m-lost", "Available", None)),
         task: Lookup::Missing,
     };
     assert_eq!(
-        fixture.cleanup(&observed).action,
-        EcsAction::DeleteImage {
+        fixture.cleanup(&observed).action(),
+        Some(EcsAction::DeleteImage {
             image_id: "m-lost".into()
-        }
+        })
     );
 }
 
@@ -771,15 +789,12 @@ fn deleting_finds_an_image_the_status_never_recorded() {
 fn a_paused_deletion_waits_and_says_so() {
     let mut fixture = Fixture::new().with_status(available_status());
     fixture.paused = true;
-    let observed = Observed {
+    let observed = SourceObserved {
         image: Lookup::Found(image("m-1", "Available", None)),
         task: Lookup::Missing,
     };
     let decision = fixture.cleanup(&observed);
-    assert_eq!(
-        (decision.action, decision.finalize),
-        (EcsAction::None, Finalize::No)
-    );
+    assert_eq!((decision.action(), decision.finalize), (None, Finalize::No));
     assert_eq!(
         condition(&decision.status, types::STALLED),
         ("True".into(), "Paused".into())
@@ -797,7 +812,7 @@ fn a_paused_deletion_waits_and_says_so() {
 #[test]
 fn a_blocked_deletion_is_a_condition_an_event_and_a_slow_retry() {
     let fixture = Fixture::new().with_status(available_status());
-    let deleting = fixture.cleanup(&Observed {
+    let deleting = fixture.cleanup(&SourceObserved {
         image: Lookup::Found(image("m-1", "Available", None)),
         task: Lookup::Missing,
     });
@@ -858,7 +873,7 @@ fn the_import_request_carries_the_spec_the_token_and_the_operator_tags() {
     fixture.object.spec.architecture =
         Some(ecs_image_operator::api::image_import::Architecture::Arm64);
     fixture.object.spec.disk_device_mappings[0].disk_image_size = Some(40);
-    let request = ecs_image_operator::controller::lifecycle::import_request(&fixture.resource());
+    let request = ecs_image_operator::controller::engine::import_request(&fixture.resource());
     assert_eq!(request.region_id, "cn-hangzhou");
     assert_eq!(request.image_name.as_deref(), Some("ubuntu-2204"));
     assert_eq!(request.platform.as_deref(), Some("Ubuntu"));
@@ -933,8 +948,8 @@ fn read_back(status: &ImageImportStatus) -> ImageImportStatus {
     serde_json::from_value(serde_json::to_value(status).unwrap()).unwrap()
 }
 
-fn nothing_in_ecs() -> Observed {
-    Observed {
+fn nothing_in_ecs() -> SourceObserved {
+    SourceObserved {
         image: Lookup::Missing,
         task: Lookup::NotAsked,
     }
@@ -964,18 +979,18 @@ fn every_operator_code_is_retried_by_its_stored_rule_after_a_restart() {
             ErrorClass::Retryable | ErrorClass::RefreshCredentials => {
                 assert_eq!(rule, Some(RetryRule::Backoff), "{}", known.code);
                 assert_eq!(
-                    soon.action,
-                    EcsAction::Import,
+                    soon.action(),
+                    Some(EcsAction::Import),
                     "{} retries soon",
                     known.code
                 );
             }
             ErrorClass::External => {
                 assert_eq!(rule, Some(RetryRule::Slowly), "{}", known.code);
-                assert_eq!(soon.action, EcsAction::None, "{} waits", known.code);
+                assert_eq!(soon.steps, [], "{} waits", known.code);
                 assert_eq!(
-                    after_external_retry.action,
-                    EcsAction::Import,
+                    after_external_retry.action(),
+                    Some(EcsAction::Import),
                     "{} is retried slowly",
                     known.code
                 );
@@ -983,16 +998,16 @@ fn every_operator_code_is_retried_by_its_stored_rule_after_a_restart() {
             ErrorClass::InvalidRequest => {
                 assert_eq!(rule, Some(RetryRule::OnChange), "{}", known.code);
                 assert_eq!(
-                    after_external_retry.action,
-                    EcsAction::None,
+                    after_external_retry.action(),
+                    None,
                     "{} waits for a change",
                     known.code
                 );
                 let mut edited = Fixture::new().with_status(restarted.status.clone());
                 edited.object.metadata.generation = Some(2);
                 assert_eq!(
-                    edited.apply(&nothing_in_ecs(), later(5)).action,
-                    EcsAction::Import,
+                    edited.apply(&nothing_in_ecs(), later(5)).action(),
+                    Some(EcsAction::Import),
                     "{} is retried once the spec changes",
                     known.code
                 );
@@ -1018,13 +1033,10 @@ fn a_stall_stored_by_an_older_release_without_a_rule_is_retried_slowly() {
         error.retry = None;
     }
     let restarted = Fixture::new().with_status(read_back(&stalled));
+    assert_eq!(restarted.apply(&nothing_in_ecs(), later(60)).action(), None);
     assert_eq!(
-        restarted.apply(&nothing_in_ecs(), later(60)).action,
-        EcsAction::None
-    );
-    assert_eq!(
-        restarted.apply(&nothing_in_ecs(), later(301)).action,
-        EcsAction::Import,
+        restarted.apply(&nothing_in_ecs(), later(301)).action(),
+        Some(EcsAction::Import),
         "no code can wedge a resource for good"
     );
 }
@@ -1034,7 +1046,7 @@ fn the_account_is_recorded_before_the_import_and_then_holds() {
     let mut fixture = Fixture::new();
     fixture.credentials_account = Some("1111".into());
     let pending = fixture.apply(&nothing_in_ecs(), now());
-    assert_eq!(pending.action, EcsAction::Import);
+    assert_eq!(pending.action(), Some(EcsAction::Import));
     assert_eq!(pending.status.account_id.as_deref(), Some("1111"));
 
     // No image yet: credentials of another account are simply the ones to import with.
@@ -1054,7 +1066,7 @@ fn the_account_is_recorded_before_the_import_and_then_holds() {
     let mut older = Fixture::new().with_status(importing_status());
     older.credentials_account = Some("1111".into());
     let seen = older.apply(
-        &Observed {
+        &SourceObserved {
             image: Lookup::Found(image("m-1", "Creating", Some(40))),
             task: Lookup::Found(task("t-1", TaskStatus::Processing, Some(40))),
         },
@@ -1078,7 +1090,7 @@ fn credentials_of_another_account_stall_instead_of_importing_again() {
     other.credentials_account = Some("2222".into());
     let stalled = decision::account_guard(&other.resource(), &Timing::default(), now())
         .expect("another account is refused");
-    assert_eq!(stalled.action, EcsAction::None);
+    assert_eq!(stalled.steps, []);
     assert_eq!(
         stalled.requeue, None,
         "nothing to do until the credentials point back"
@@ -1135,7 +1147,7 @@ fn abandoning_lets_the_resource_go_without_ecs_and_says_what_stays() {
     let mut fixture = Fixture::new().with_status(status);
     fixture.abandon = true;
     let decision = decision::abandon(&fixture.resource());
-    assert_eq!(decision.action, EcsAction::None);
+    assert_eq!(decision.steps, []);
     assert_eq!(decision.finalize, Finalize::Now);
     let warning = decision
         .events
@@ -1147,4 +1159,220 @@ fn abandoning_lets_the_resource_go_without_ecs_and_says_what_stays() {
         "{}",
         warning.message
     );
+}
+
+// The engine's decision: failures are inputs like any observation, and what the steps brought back
+// feeds the next decision.
+
+fn observed(source: SourceObserved) -> Observed {
+    Observed {
+        source,
+        ..Observed::default()
+    }
+}
+
+#[test]
+fn credentials_that_cannot_be_had_are_decided_like_any_failure() {
+    let fixture = Fixture::new().with_status(importing_status());
+    let blocked = Observed {
+        blocked: Some(failure("CredentialsSecretNotFound", ErrorClass::External)),
+        failures: 2,
+        ..Observed::default()
+    };
+    let plan = fixture.decide(&blocked, later(60));
+    assert_eq!(plan.steps, []);
+    assert!(plan.failed);
+    assert_eq!(plan.status.phase, Some(Phase::Importing), "the phase holds");
+    let error = plan.status.last_error.as_ref().unwrap();
+    assert_eq!(error.code, "CredentialsSecretNotFound");
+    assert_eq!(plan.requeue, Some(Timing::default().external_retry));
+}
+
+#[test]
+fn a_failed_look_up_is_decided_like_a_failed_call_and_backs_off_by_the_count() {
+    let fixture = Fixture::new().with_status(available_status());
+    let mut edited = fixture;
+    edited.object.metadata.generation = Some(2);
+    let throttled = |failures| Observed {
+        source: SourceObserved {
+            image: Lookup::Failed(failure("Throttling.User", ErrorClass::Retryable)),
+            task: Lookup::NotAsked,
+        },
+        failures,
+        ..Observed::default()
+    };
+    let first = edited.decide(&throttled(0), later(60));
+    let fourth = edited.decide(&throttled(3), later(60));
+    assert_eq!((first.steps.clone(), first.failed), (vec![], true));
+    assert_eq!(
+        condition(&first.status, types::RECONCILING),
+        ("True".into(), "Retrying".into())
+    );
+    assert!(fourth.requeue > first.requeue, "{fourth:?} vs {first:?}");
+}
+
+#[test]
+fn another_accounts_credentials_are_refused_before_anything_is_looked_at() {
+    let mut fixture = Fixture::new().with_status(ImageImportStatus {
+        account_id: Some("1111".into()),
+        ..available_status()
+    });
+    fixture.credentials_account = Some("2222".into());
+    assert!(decision::account_changed(&fixture.resource()));
+    let plan = fixture.decide(&Observed::default(), later(60));
+    assert_eq!(plan.steps, []);
+    assert_eq!(
+        plan.status.last_error.as_ref().unwrap().code,
+        decision::CREDENTIALS_ACCOUNT_CHANGED
+    );
+}
+
+#[test]
+fn a_settled_resource_keeps_its_status_and_waits_for_the_resync() {
+    let fixture = Fixture::new().with_status(available_status());
+    let plan = fixture.decide(&observed(SourceObserved::default()), later(60));
+    assert_eq!(plan.steps, []);
+    assert_eq!(plan.status, fixture.status);
+    assert_eq!((plan.requeue, plan.events.len()), (None, 0));
+}
+
+#[test]
+fn a_running_import_the_poller_has_not_seen_waits_for_it() {
+    let fixture = Fixture::new().with_status(importing_status());
+    // Long past the settle time, when an image ECS does not list would be taken as gone.
+    let plan = fixture.decide(&observed(SourceObserved::default()), later(7200));
+    assert_eq!(plan.steps, []);
+    assert_eq!(
+        plan.status, fixture.status,
+        "no ImageNotFound from a look not made"
+    );
+    assert_eq!(plan.requeue, Some(Timing::default().watchdog));
+}
+
+#[test]
+fn retain_and_abandon_need_no_ecs_and_let_the_finalizer_go() {
+    let mut retained = Fixture::new().with_status(available_status());
+    retained.object.spec.deletion_policy =
+        ecs_image_operator::api::image_import::DeletionPolicy::Retain;
+    retained.deleting = true;
+    let mut abandoned = Fixture::new().with_status(available_status());
+    abandoned.deleting = true;
+    abandoned.abandon = true;
+    for fixture in [retained, abandoned] {
+        assert!(!decision::needs_ecs(&fixture.resource()));
+        let plan = fixture.decide(&Observed::default(), later(60));
+        assert_eq!((plan.steps, plan.finalize), (vec![], Finalize::Now));
+    }
+}
+
+#[test]
+fn a_deletion_in_progress_is_a_requeue_not_a_failure() {
+    let mut fixture = Fixture::new().with_status(importing_status());
+    fixture.deleting = true;
+    let running = observed(SourceObserved {
+        image: Lookup::Found(image("m-1", "Creating", Some(40))),
+        task: Lookup::Found(task("t-1", TaskStatus::Processing, Some(40))),
+    });
+    let plan = fixture.decide(&running, later(60));
+    assert_eq!(
+        plan.steps,
+        [EcsAction::CancelTask {
+            task_id: "t-1".into()
+        }]
+    );
+    let after = decision::conclude(
+        &fixture.resource(),
+        &plan,
+        &Outcome::default(),
+        0,
+        &Timing::default(),
+        later(61),
+    );
+    assert_eq!((after.finalize, after.failed), (Finalize::No, false));
+    assert!(
+        after.requeue.is_some(),
+        "a deletion never waits for a change"
+    );
+    assert_eq!(after.events, [], "the plan's events were published with it");
+}
+
+#[test]
+fn a_deletion_whose_step_succeeded_lets_the_finalizer_go() {
+    let mut fixture = Fixture::new().with_status(available_status());
+    fixture.deleting = true;
+    let stopped = observed(SourceObserved {
+        image: Lookup::Found(image("m-1", "Available", None)),
+        task: Lookup::Found(task("t-1", TaskStatus::Finished, None)),
+    });
+    let plan = fixture.decide(&stopped, later(60));
+    assert_eq!(plan.finalize, Finalize::AfterAction);
+    let done = decision::conclude(
+        &fixture.resource(),
+        &plan,
+        &Outcome::default(),
+        0,
+        &Timing::default(),
+        later(61),
+    );
+    assert_eq!(done.finalize, Finalize::Now);
+    let refused = Outcome {
+        failure: Some(failure("IncorrectImageStatus", ErrorClass::External)),
+        ..Outcome::default()
+    };
+    let kept = decision::conclude(
+        &fixture.resource(),
+        &plan,
+        &refused,
+        0,
+        &Timing::default(),
+        later(61),
+    );
+    assert_eq!((kept.finalize, kept.failed), (Finalize::No, true));
+    assert_eq!(kept.status.phase, Some(Phase::Deleting));
+    assert!(kept.requeue.is_some());
+}
+
+#[test]
+fn an_accepted_import_is_concluded_with_its_ids_and_a_failed_one_on_the_planned_status() {
+    let fixture = Fixture::new();
+    let plan = fixture.decide(&observed(nothing_in_ecs()), now());
+    assert_eq!(plan.steps, [EcsAction::Import]);
+    let accepted = Outcome {
+        imported: Some(decision::Accepted {
+            image_id: "m-9".into(),
+            task_id: "t-9".into(),
+        }),
+        ..Outcome::default()
+    };
+    let importing = decision::conclude(
+        &fixture.resource(),
+        &plan,
+        &accepted,
+        0,
+        &Timing::default(),
+        now(),
+    );
+    assert_eq!(importing.status.image_id.as_deref(), Some("m-9"));
+    assert_eq!(importing.status.phase, Some(Phase::Importing));
+    let quota = Outcome {
+        failure: Some(failure("QuotaExceed.Image", ErrorClass::External)),
+        ..Outcome::default()
+    };
+    let stalled = decision::conclude(
+        &fixture.resource(),
+        &plan,
+        &quota,
+        4,
+        &Timing::default(),
+        now(),
+    );
+    assert_eq!(
+        stalled.status.last_error.as_ref().unwrap().code,
+        "QuotaExceed.Image"
+    );
+    assert_eq!(
+        stalled.status.observed_generation,
+        plan.status.observed_generation
+    );
+    assert!(stalled.failed);
 }

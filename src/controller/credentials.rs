@@ -9,7 +9,7 @@ use kube::ResourceExt;
 use kube::api::Api;
 
 use super::decision::Failure;
-use super::lifecycle::failure_from;
+use super::engine::failure_from;
 use super::port::EcsPort;
 use super::reconciler::{Context, lock};
 use super::secrets_in_use::{self, SecretKey};
@@ -60,7 +60,7 @@ impl<P: EcsPort> Context<P> {
     /// The resource's credentials, their Secret's `resourceVersion` and the account they belong
     /// to; or the one failure of reading them or asking STS (with the version, when the Secret
     /// was read), which the decision takes as its input.
-    pub(super) async fn identity(
+    pub(super) async fn credentials_and_account(
         &self,
         object: &ImageImport,
     ) -> Result<(Arc<CredentialProvider>, Option<String>, String), (Failure, Option<String>)> {

@@ -331,7 +331,7 @@ fn worth_waking(before: Option<&Lookup<ImageView>>, now: &Lookup<ImageView>) -> 
 pub fn image_view(image: &Image) -> ImageView {
     ImageView {
         id: image.image_id.clone(),
-        status: image.status.clone(),
+        status: image.state(),
         progress: image.progress_percent(),
         name: image.image_name.clone(),
         description: image.description.clone(),

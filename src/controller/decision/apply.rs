@@ -21,7 +21,7 @@ enum Progress {
 }
 
 fn import_progress(
-    observed: &Observed,
+    observed: &SourceObserved,
     status: &ImageImportStatus,
     timing: &Timing,
     now: Timestamp,
@@ -32,9 +32,9 @@ fn import_progress(
         .and_then(|image| image.progress)
         .or_else(|| task.and_then(|task| task.progress));
     if let Some(image) = image {
-        match image.status.as_str() {
-            "Available" | "Deprecated" => return Progress::Available,
-            "CreateFailed" | "UnAvailable" => {
+        match &image.status {
+            status if status.is_usable() => return Progress::Available,
+            status if status.is_failed() => {
                 let (code, message) =
                     task.and_then(|task| task.error.clone()).unwrap_or_else(|| {
                         (
@@ -88,10 +88,10 @@ fn import_progress(
 
 /// Whether a resource needs no ECS call at all: a failed import, or an available image whose
 /// spec and credentials did not change and which, as the poller's resync last saw it (`latest`,
-/// `None` before its first look), still exists as the spec says. A stall before the import (no
-/// image yet) is not settled: the decision retries errors fixed outside Kubernetes on a slow
+/// `NotAsked` before its first look), still exists as the spec says. A stall before the import
+/// (no image yet) is not settled: the decision retries errors fixed outside Kubernetes on a slow
 /// schedule.
-pub fn settled(resource: &Resource<'_>, latest: Option<&Lookup<ImageView>>) -> bool {
+pub fn settled(resource: &Resource<'_>, latest: &Lookup<ImageView>) -> bool {
     let status = resource.status;
     let unchanged = status.image_id.is_some()
         && status.observed_generation == Some(resource.generation)
@@ -100,12 +100,11 @@ pub fn settled(resource: &Resource<'_>, latest: Option<&Lookup<ImageView>>) -> b
     let available = status.phase == Some(Phase::Available)
         && conditions::is_true(&status.conditions, types::READY);
     let as_specified = match latest {
-        None => true,
-        Some(Lookup::Found(image)) => {
-            matches!(image.status.as_str(), "Available" | "Deprecated")
-                && image_update(resource, image).is_empty()
+        Lookup::NotAsked => true,
+        Lookup::Found(image) => {
+            image.status.is_usable() && image_update(resource, image).is_empty()
         }
-        Some(Lookup::Missing | Lookup::NotAsked) => false,
+        Lookup::Missing | Lookup::Failed(_) => false,
     };
     unchanged && (status.phase == Some(Phase::Failed) || (available && as_specified))
 }
@@ -113,10 +112,10 @@ pub fn settled(resource: &Resource<'_>, latest: Option<&Lookup<ImageView>>) -> b
 /// Decides what to do for a resource that is not being deleted.
 pub fn apply(
     resource: &Resource<'_>,
-    observed: &Observed,
+    observed: &SourceObserved,
     timing: &Timing,
     now: Timestamp,
-) -> Decision {
+) -> Plan {
     let mut status = resource.status.clone();
     let generation = Some(resource.generation);
     // The account is recorded with the Pending status written before `ImportImage` (and, for a
@@ -174,7 +173,7 @@ pub fn apply(
                 None,
                 now,
             );
-            finish(resource, status, EcsAction::None, Some(timing.watchdog))
+            finish(resource, status, None, Some(timing.watchdog))
         }
         Progress::Failed { code, message } => {
             status.phase = Some(Phase::Failed);
@@ -197,7 +196,7 @@ pub fn apply(
                 Some((&code, &message)),
                 now,
             );
-            finish(resource, status, EcsAction::None, None)
+            finish(resource, status, None, None)
         }
         Progress::Available => {
             status.phase = Some(Phase::Available);
@@ -220,12 +219,7 @@ pub fn apply(
                     None,
                     now,
                 );
-                return finish(
-                    resource,
-                    status,
-                    EcsAction::None,
-                    Some(timing.resync_interval),
-                );
+                return finish(resource, status, None, Some(timing.resync_interval));
             }
             if resource.paused {
                 status.message = Some(format!(
@@ -239,12 +233,7 @@ pub fn apply(
                     None,
                     now,
                 );
-                return finish(
-                    resource,
-                    status,
-                    EcsAction::None,
-                    Some(timing.resync_interval),
-                );
+                return finish(resource, status, None, Some(timing.resync_interval));
             }
             status.message = Some(format!(
                 "updating name, description or tags of image {image_id}"
@@ -260,7 +249,7 @@ pub fn apply(
             finish(
                 resource,
                 status,
-                EcsAction::UpdateImage(update),
+                Some(EcsAction::UpdateImage(update)),
                 Some(timing.poll_interval),
             )
         }
@@ -273,7 +262,7 @@ fn reimport(
     image_id: &str,
     timing: &Timing,
     now: Timestamp,
-) -> Decision {
+) -> Plan {
     status.image_id = None;
     status.import_task_id = None;
     status.start_time = None;
@@ -301,7 +290,7 @@ fn before_import(
     mut status: ImageImportStatus,
     timing: &Timing,
     now: Timestamp,
-) -> Decision {
+) -> Plan {
     let generation = Some(resource.generation);
     // A stall stays until something that could fix it changes.
     if let Some(error) = status
@@ -317,7 +306,7 @@ fn before_import(
         if same_spec && same_credentials {
             match error.retry.unwrap_or(RetryRule::Slowly) {
                 RetryRule::OnChange => {
-                    return finish(resource, status, EcsAction::None, None);
+                    return finish(resource, status, None, None);
                 }
                 RetryRule::Slowly => {
                     let waited = elapsed_since(error.time.as_ref(), now).unwrap_or(Duration::MAX);
@@ -325,7 +314,7 @@ fn before_import(
                         return finish(
                             resource,
                             status,
-                            EcsAction::None,
+                            None,
                             Some(timing.external_retry - waited),
                         );
                     }
@@ -348,7 +337,7 @@ fn before_import(
             None,
             now,
         );
-        return finish(resource, status, EcsAction::None, None);
+        return finish(resource, status, None, None);
     }
     status.message = Some(format!(
         "starting the import in {}",
@@ -370,7 +359,7 @@ fn before_import(
     finish(
         resource,
         status,
-        EcsAction::Import,
+        Some(EcsAction::Import),
         Some(timing.poll_interval),
     )
 }
@@ -384,7 +373,7 @@ pub fn after_import(
     task_id: &str,
     timing: &Timing,
     now: Timestamp,
-) -> Decision {
+) -> Plan {
     let mut status = decided.clone();
     status.image_id = Some(image_id.to_string());
     status.import_task_id = Some(task_id.to_string());
@@ -403,5 +392,5 @@ pub fn after_import(
         None,
         now,
     );
-    finish(resource, status, EcsAction::None, Some(timing.watchdog))
+    finish(resource, status, None, Some(timing.watchdog))
 }

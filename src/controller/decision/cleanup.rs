@@ -13,17 +13,17 @@ use crate::api::image_import::{DeletionPolicy, Phase};
 /// Decides what to do for a resource that is being deleted.
 pub fn cleanup(
     resource: &Resource<'_>,
-    observed: &Observed,
+    observed: &SourceObserved,
     timing: &Timing,
     now: Timestamp,
-) -> Decision {
+) -> Plan {
     let mut status = resource.status.clone();
     status.phase = Some(Phase::Deleting);
     status.observed_generation = Some(resource.generation);
     if resource.spec.deletion_policy == DeletionPolicy::Retain {
         status.message =
             Some("deletionPolicy is Retain: leaving the task and the image in ECS".into());
-        return finish_cleanup(resource, status, EcsAction::None, None, Finalize::Now);
+        return finish_cleanup(resource, status, None, None, Finalize::Now);
     }
     let image_id = status
         .image_id
@@ -34,15 +34,17 @@ pub fn cleanup(
         .found()
         .filter(|task| !task.status.is_terminal());
     let action = match (running_task, &image_id) {
-        (Some(task), _) => EcsAction::CancelTask {
+        (Some(task), _) => Some(EcsAction::CancelTask {
             task_id: task.id.clone(),
-        },
-        (None, Some(image_id)) if observed.image != Lookup::Missing => EcsAction::DeleteImage {
-            image_id: image_id.clone(),
-        },
-        _ => EcsAction::None,
+        }),
+        (None, Some(image_id)) if observed.image != Lookup::Missing => {
+            Some(EcsAction::DeleteImage {
+                image_id: image_id.clone(),
+            })
+        }
+        _ => None,
     };
-    if action != EcsAction::None && resource.paused {
+    if action.is_some() && resource.paused {
         status.message =
             Some("paused: deletion waits until the pause annotation is removed".into());
         set_all(
@@ -56,7 +58,7 @@ pub fn cleanup(
         let mut decision = finish_cleanup(
             resource,
             status,
-            EcsAction::None,
+            None,
             Some(timing.resync_interval),
             Finalize::No,
         );
@@ -68,7 +70,7 @@ pub fn cleanup(
         return decision;
     }
     match action {
-        EcsAction::CancelTask { ref task_id } => {
+        Some(EcsAction::CancelTask { ref task_id }) => {
             status.message = Some(format!("cancelling import task {task_id}"));
             set_all(
                 &mut status,
@@ -87,7 +89,7 @@ pub fn cleanup(
                 Finalize::No,
             )
         }
-        EcsAction::DeleteImage { ref image_id } => {
+        Some(EcsAction::DeleteImage { ref image_id }) => {
             status.message = Some(format!("deleting image {image_id}"));
             set_all(
                 &mut status,
@@ -107,7 +109,7 @@ pub fn cleanup(
         }
         _ => {
             status.message = Some("nothing left in ECS".into());
-            finish_cleanup(resource, status, EcsAction::None, None, Finalize::Now)
+            finish_cleanup(resource, status, None, None, Finalize::Now)
         }
     }
 }

@@ -21,7 +21,7 @@ pub fn after_failure(
     failures: u32,
     timing: &Timing,
     now: Timestamp,
-) -> Decision {
+) -> Plan {
     let mut status = status.clone();
     status.last_error = Some(LastError {
         code: failure.code.clone(),
@@ -46,7 +46,9 @@ pub fn after_failure(
                 &format!("{}: {}", failure.code, failure.message),
                 now,
             );
-            finish(resource, status, EcsAction::None, Some(wait))
+            let mut plan = finish(resource, status, None, Some(wait));
+            plan.failed = true;
+            plan
         }
         ErrorClass::InvalidRequest | ErrorClass::External => {
             let slow = failure.class == ErrorClass::External;
@@ -75,7 +77,8 @@ pub fn after_failure(
             );
             // A blocked deletion must not hang silently: keep trying, slowly.
             let requeue = (slow || deleting).then_some(timing.external_retry);
-            let mut decision = finish(resource, status, EcsAction::None, requeue);
+            let mut decision = finish(resource, status, None, requeue);
+            decision.failed = true;
             decision.events.push(EventNote {
                 warning: true,
                 reason: failure.code.clone(),
@@ -92,13 +95,12 @@ pub fn after_failure(
 /// known, or no image is recorded (then the new account is simply the one to import in).
 ///
 /// A deletion with the abandon annotation is let go without ECS, by [`abandon`].
-pub fn account_guard(resource: &Resource<'_>, timing: &Timing, now: Timestamp) -> Option<Decision> {
-    let owner = resource.status.account_id.as_deref()?;
-    let current = resource.credentials_account?;
-    let recorded = resource.status.image_id.is_some() || resource.status.import_task_id.is_some();
-    if owner == current || !recorded {
+pub fn account_guard(resource: &Resource<'_>, timing: &Timing, now: Timestamp) -> Option<Plan> {
+    if !account_changed(resource) {
         return None;
     }
+    let owner = resource.status.account_id.as_deref()?;
+    let current = resource.credentials_account?;
     let image = resource
         .status
         .image_id
@@ -127,12 +129,25 @@ pub fn account_guard(resource: &Resource<'_>, timing: &Timing, now: Timestamp) -
     Some(decision)
 }
 
+/// Whether the credentials in use belong to another account than the one that owns the recorded
+/// image or task (then nothing of it is looked up or changed).
+pub fn account_changed(resource: &Resource<'_>) -> bool {
+    let recorded = resource.status.image_id.is_some() || resource.status.import_task_id.is_some();
+    match (
+        resource.status.account_id.as_deref(),
+        resource.credentials_account,
+    ) {
+        (Some(owner), Some(current)) => recorded && owner != current,
+        _ => false,
+    }
+}
+
 /// The code of a stall on credentials of another account.
 pub const CREDENTIALS_ACCOUNT_CHANGED: &str = "CredentialsAccountChanged";
 
 /// Lets a resource being deleted go without touching ECS, because the user asked for it with the
 /// abandon annotation; the Warning Event names what stays behind.
-pub fn abandon(resource: &Resource<'_>) -> Decision {
+pub fn abandon(resource: &Resource<'_>) -> Plan {
     let mut status = resource.status.clone();
     status.phase = Some(Phase::Deleting);
     let left = match (&status.image_id, &status.account_id) {
@@ -145,7 +160,7 @@ pub fn abandon(resource: &Resource<'_>) -> Decision {
         crate::api::image_import::ABANDON_ANNOTATION
     );
     status.message = Some(message.clone());
-    let mut decision = finish_cleanup(resource, status, EcsAction::None, None, Finalize::Now);
+    let mut decision = finish_cleanup(resource, status, None, None, Finalize::Now);
     decision.events.push(EventNote {
         warning: true,
         reason: "Abandoned".into(),

@@ -16,7 +16,8 @@
 //! - deletion: cancel a running task, delete the image (with `deletionPolicy: Delete`), then let the
 //!   finalizer go; a paused resource is never changed in ECS.
 //!
-//! Here: the types the decision reads and returns, tokens and tags. By concern: `apply`
+//! Here: the types the decision reads and returns, tokens and tags. `engine` holds `decide` and
+//! `conclude`, which every shell runs; they put the parts in order. By concern: `apply`
 //! (`settled`, `apply`, `after_import`), `cleanup`, `failure` (`after_failure`, `account_guard`,
 //! `abandon`, `waiting_for_ecs`, `retry_rule`) and `status` (conditions and phase Events).
 
@@ -27,18 +28,21 @@ use crate::api::image_import::{
     ImageImportSpec, ImageImportStatus, NAME_TAG, NAMESPACE_TAG, UID_TAG,
 };
 use crate::ecs::ErrorClass;
-use crate::ecs::api::TaskStatus;
+use crate::ecs::api::{ImageStatus, TaskStatus};
 use crate::ecs::retry::Backoff;
 
 mod apply;
 mod cleanup;
+mod engine;
 mod failure;
 mod status;
 
 pub use apply::{IMAGE_MISSING, after_import, apply, settled};
 pub use cleanup::cleanup;
+pub use engine::{conclude, decide, needs_ecs};
 pub use failure::{
-    CREDENTIALS_ACCOUNT_CHANGED, abandon, account_guard, after_failure, retry_rule, waiting_for_ecs,
+    CREDENTIALS_ACCOUNT_CHANGED, abandon, account_changed, account_guard, after_failure,
+    retry_rule, waiting_for_ecs,
 };
 
 /// The resource as the decision sees it.
@@ -64,6 +68,8 @@ pub struct Resource<'a> {
     pub credentials_account: Option<&'a str>,
     /// The abandon annotation is `"true"`.
     pub abandon: bool,
+    /// Kubernetes is deleting the resource (`metadata.deletionTimestamp` is set).
+    pub deleting: bool,
 }
 
 /// An image as ECS reports it.
@@ -71,8 +77,8 @@ pub struct Resource<'a> {
 pub struct ImageView {
     /// `m-…`.
     pub id: String,
-    /// `Creating`, `Waiting`, `Available`, `UnAvailable`, `CreateFailed`, `Deprecated`.
-    pub status: String,
+    /// Its status.
+    pub status: ImageStatus,
     /// Import progress, when ECS gives one.
     pub progress: Option<u8>,
     /// Current name.
@@ -96,16 +102,18 @@ pub struct TaskView {
     pub error: Option<(String, String)>,
 }
 
-/// The result of looking something up in ECS.
+/// The result of looking something up in ECS; a failed look-up is a value the decision reads.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Lookup<T> {
-    /// Not looked up (nothing to look for).
+    /// Not looked up (nothing to look for, or not yet seen by the poller).
     #[default]
     NotAsked,
     /// Looked up; ECS does not know it.
     Missing,
     /// Found.
     Found(T),
+    /// The look-up failed.
+    Failed(Failure),
 }
 
 impl<T> Lookup<T> {
@@ -116,18 +124,64 @@ impl<T> Lookup<T> {
             _ => None,
         }
     }
+
+    /// The failure of a failed look-up.
+    pub fn failure(&self) -> Option<&Failure> {
+        match self {
+            Self::Failed(failure) => Some(failure),
+            _ => None,
+        }
+    }
 }
 
-/// What ECS reports about this resource's import, gathered before deciding.
+/// What ECS reports about the resource's own image (the source of every copy) and its import
+/// task.
 ///
 /// When status records no image, `image` is the result of looking for an image tagged with the
 /// resource's UID, and `task` the import task of that image.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Observed {
+pub struct SourceObserved {
     /// The image.
     pub image: Lookup<ImageView>,
     /// The import task.
     pub task: Lookup<TaskView>,
+}
+
+impl SourceObserved {
+    /// The first failed look-up.
+    pub fn failure(&self) -> Option<&Failure> {
+        self.image.failure().or_else(|| self.task.failure())
+    }
+}
+
+/// Everything the decision reads about one resource's external objects, failures included:
+/// each kind of external object has its own field (today the source image and its task).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Observed {
+    /// Why ECS could not be asked at all (the credentials or their account could not be had).
+    pub blocked: Option<Failure>,
+    /// The resource's own image and its import task.
+    pub source: SourceObserved,
+    /// Consecutive failed reconciles of this resource before this one (the backoff grows with it).
+    pub failures: u32,
+}
+
+/// What carrying out a plan's steps brought back, as the next decision needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Outcome {
+    /// The IDs of an import ECS accepted.
+    pub imported: Option<Accepted>,
+    /// The failure that stopped the steps (those after it did not run).
+    pub failure: Option<Failure>,
+}
+
+/// IDs ECS returned for an accepted import.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// `m-…`.
+    pub image_id: String,
+    /// `t-…`.
+    pub task_id: String,
 }
 
 /// Name, description and tag changes to apply to an available image.
@@ -160,11 +214,9 @@ impl ImageUpdate {
     }
 }
 
-/// What to do in ECS.
+/// One thing to do in ECS; a plan holds them in the order they run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EcsAction {
-    /// Nothing.
-    None,
     /// `ImportImage` with the resource's client token and tags.
     Import,
     /// Bring name, description and tags of the image in line with the spec.
@@ -181,6 +233,18 @@ pub enum EcsAction {
     },
 }
 
+impl EcsAction {
+    /// The ECS action behind it, as people know it (named in `WaitingForECS`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Import => "ImportImage",
+            Self::UpdateImage(_) => "ModifyImageAttribute",
+            Self::CancelTask { .. } => "CancelTask",
+            Self::DeleteImage { .. } => "DeleteImage",
+        }
+    }
+}
+
 /// Whether the finalizer goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Finalize {
@@ -188,7 +252,7 @@ pub enum Finalize {
     No,
     /// Remove it now.
     Now,
-    /// Remove it once the action has succeeded.
+    /// Remove it once the steps have succeeded.
     AfterAction,
 }
 
@@ -203,11 +267,12 @@ pub struct EventNote {
     pub message: String,
 }
 
-/// The outcome of deciding.
+/// The outcome of deciding: what to do in ECS, the status to write, when to look again.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Decision {
-    /// What to do in ECS.
-    pub action: EcsAction,
+pub struct Plan {
+    /// What to do in ECS, in order; the status is written before they run (so that after a crash
+    /// during `ImportImage` the next run looks for the image by its UID tag).
+    pub steps: Vec<EcsAction>,
     /// The status to write (the controller writes it only when it differs from the current one).
     pub status: ImageImportStatus,
     /// Look again after this long, if nothing else wakes the resource first; `None` waits for a change.
@@ -216,6 +281,8 @@ pub struct Decision {
     pub finalize: Finalize,
     /// Events to emit: one for a phase change, and warnings for what blocks progress.
     pub events: Vec<EventNote>,
+    /// The plan follows a failure (the shell counts consecutive ones for the backoff).
+    pub failed: bool,
 }
 
 /// How often to look, and how long to wait.

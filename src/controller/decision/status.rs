@@ -23,18 +23,19 @@ pub(super) fn elapsed_since(earlier: Option<&Time>, now: Timestamp) -> Option<Du
 pub(super) fn finish(
     resource: &Resource<'_>,
     status: ImageImportStatus,
-    action: EcsAction,
+    action: Option<EcsAction>,
     requeue: Option<Duration>,
-) -> Decision {
+) -> Plan {
     let events = phase_event(resource.status.phase, &status)
         .into_iter()
         .collect();
-    Decision {
-        action,
+    Plan {
+        steps: action.into_iter().collect(),
         status,
         requeue,
         finalize: Finalize::No,
         events,
+        failed: false,
     }
 }
 
@@ -129,10 +130,10 @@ pub(super) fn set_all(
 pub(super) fn finish_cleanup(
     resource: &Resource<'_>,
     status: ImageImportStatus,
-    action: EcsAction,
+    action: Option<EcsAction>,
     requeue: Option<Duration>,
     finalize: Finalize,
-) -> Decision {
+) -> Plan {
     let mut decision = finish(resource, status, action, requeue);
     decision.finalize = finalize;
     decision

@@ -165,7 +165,75 @@ pub struct Image {
     pub disk_device_mappings: Vec<ImageDisk>,
 }
 
+/// The states an image is documented to take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageStatus {
+    /// Being made (imported or copied).
+    Creating,
+    /// Queued.
+    Waiting,
+    /// Usable.
+    Available,
+    /// Broken.
+    UnAvailable,
+    /// Making it failed.
+    CreateFailed,
+    /// Marked deprecated: still usable.
+    Deprecated,
+    /// Anything else (a value added later): neither usable nor failed.
+    Other(String),
+}
+
+impl ImageStatus {
+    /// Reads a status string.
+    pub fn parse(status: &str) -> Self {
+        match status {
+            "Creating" => Self::Creating,
+            "Waiting" => Self::Waiting,
+            "Available" => Self::Available,
+            "UnAvailable" => Self::UnAvailable,
+            "CreateFailed" => Self::CreateFailed,
+            "Deprecated" => Self::Deprecated,
+            other => Self::Other(other.to_string()),
+        }
+    }
+
+    /// The status as ECS spells it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Creating => "Creating",
+            Self::Waiting => "Waiting",
+            Self::Available => "Available",
+            Self::UnAvailable => "UnAvailable",
+            Self::CreateFailed => "CreateFailed",
+            Self::Deprecated => "Deprecated",
+            Self::Other(other) => other,
+        }
+    }
+
+    /// Whether instances can be made from it.
+    pub fn is_usable(&self) -> bool {
+        matches!(self, Self::Available | Self::Deprecated)
+    }
+
+    /// Whether making it failed for good.
+    pub fn is_failed(&self) -> bool {
+        matches!(self, Self::CreateFailed | Self::UnAvailable)
+    }
+}
+
+impl std::fmt::Display for ImageStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl Image {
+    /// The status, read.
+    pub fn state(&self) -> ImageStatus {
+        ImageStatus::parse(&self.status)
+    }
+
     /// Progress as a number from 0 to 100, when ECS gave one.
     pub fn progress_percent(&self) -> Option<u8> {
         parse_percent(&self.progress)

@@ -1,19 +1,80 @@
-//! The parts of the life cycle that talk to ECS, shared by `run` and `import`: what ECS reports
-//! about a resource's image and task (`describe_image`, `describe_task`, `find_by_uid`,
-//! `observe_for_cleanup`), and carrying out a decided action (`act`, with `import_request` and
-//! `update_image`). The decisions themselves are in `decision`.
+//! The source image's parts of the engine: what ECS reports about the resource's own image and
+//! its import task (`observe`), and carrying out its steps (`act`: import, update, cancel,
+//! delete). What to look up and what to do are decided in `decision`.
 
-use super::decision::{
-    self, EcsAction, Failure, ImageUpdate, Lookup, Observed, Resource as DecisionResource, TaskView,
+use super::{Identity, Shell};
+use crate::api::image_import::{ImageImport, Phase, UID_TAG};
+use crate::controller::decision::{
+    self, Accepted, EcsAction, Failure, ImageUpdate, ImageView, Lookup,
+    Resource as DecisionResource, SourceObserved, TaskView,
 };
-use super::poller::image_view;
-use super::port::EcsPort;
-use crate::api::image_import::{
-    ABANDON_ANNOTATION, ImageImport, ImageImportStatus, PAUSED_ANNOTATION, UID_TAG,
-};
+use crate::controller::poller::image_view;
+use crate::controller::port::EcsPort;
 use crate::ecs::api::{DiskDeviceMapping, ImageFeatures, ImportImageRequest, Tag, TaskSummary};
 use crate::ecs::{CredentialProvider, EcsError};
-use kube::ResourceExt;
+
+/// What ECS reports about the source, each look-up's failure kept as its value: nothing before
+/// the first status write (nothing can exist yet), the image carrying the UID tag while status
+/// records none, the poller's view of a running import or a settled image, else the image by ID;
+/// and the task of a failed image (its error) or of one being deleted (to cancel it).
+pub(crate) async fn observe<S: Shell>(
+    shell: &S,
+    object: &ImageImport,
+    resource: &DecisionResource<'_>,
+    identity: &Identity,
+) -> SourceObserved {
+    let (ecs, credentials) = (shell.port(), identity.credentials.as_ref());
+    let status = resource.status;
+    let region = resource.spec.region_id.as_str();
+    if decision::account_changed(resource) {
+        // In this account the image does not exist: the decision stops before it.
+        return SourceObserved::default();
+    }
+    let Some(image_id) = &status.image_id else {
+        // A status is always written before `ImportImage`. (A stale cache that hides a written
+        // status only leads to a repeated import with the same ClientToken, which ECS answers
+        // with the same image.)
+        if status.phase.is_none() && !resource.deleting {
+            return SourceObserved {
+                image: Lookup::Missing,
+                task: Lookup::NotAsked,
+            };
+        }
+        return find_by_uid(ecs, object, credentials)
+            .await
+            .unwrap_or_else(|error| SourceObserved {
+                image: Lookup::Failed(failure_from(&error)),
+                task: Lookup::NotAsked,
+            });
+    };
+    let image = if resource.deleting {
+        looked(describe_image(ecs, credentials, region, image_id).await)
+    } else {
+        let latest = shell.latest(object, identity, status).await;
+        if status.phase == Some(Phase::Importing) || decision::settled(resource, &latest) {
+            latest
+        } else {
+            looked(describe_image(ecs, credentials, region, image_id).await)
+        }
+    };
+    let failed = image.found().is_some_and(|image| image.status.is_failed());
+    let task = match &status.import_task_id {
+        // A running task is cancelled before its image is deleted.
+        Some(task_id) if resource.deleting => looked(
+            ecs.task(credentials, region, task_id)
+                .await
+                .map(|task| task.map_or(Lookup::Missing, |task| Lookup::Found(task_view(&task)))),
+        ),
+        // The failure detail of an import lives on its task.
+        Some(task_id) if failed => looked(describe_task(ecs, credentials, region, task_id).await),
+        _ => Lookup::NotAsked,
+    };
+    SourceObserved { image, task }
+}
+
+fn looked<T>(result: Result<Lookup<T>, EcsError>) -> Lookup<T> {
+    result.unwrap_or_else(|error| Lookup::Failed(failure_from(&error)))
+}
 
 /// The decision's view of a failed ECS call, with the operator's hint appended.
 pub(crate) fn failure_from(error: &EcsError) -> Failure {
@@ -30,40 +91,13 @@ pub(crate) fn failure_from(error: &EcsError) -> Failure {
     }
 }
 
-/// The decision's view of a resource.
-pub(crate) fn decision_resource<'a>(
-    object: &'a ImageImport,
-    status: &'a ImageImportStatus,
-    credentials_version: Option<&'a str>,
-    credentials_account: Option<&'a str>,
-) -> DecisionResource<'a> {
-    let annotated = |key: &str| {
-        object
-            .annotations()
-            .get(key)
-            .is_some_and(|value| value == "true")
-    };
-    DecisionResource {
-        uid: object.metadata.uid.as_deref().unwrap_or_default(),
-        namespace: object.metadata.namespace.as_deref().unwrap_or_default(),
-        name: object.metadata.name.as_deref().unwrap_or_default(),
-        generation: object.metadata.generation.unwrap_or(0),
-        spec: &object.spec,
-        status,
-        paused: annotated(PAUSED_ANNOTATION),
-        credentials_version,
-        credentials_account,
-        abandon: annotated(ABANDON_ANNOTATION),
-    }
-}
-
 /// One image by ID, in any status.
 pub(crate) async fn describe_image<P: EcsPort>(
     ecs: &P,
     credentials: &CredentialProvider,
     region: &str,
     image_id: &str,
-) -> Result<Lookup<decision::ImageView>, EcsError> {
+) -> Result<Lookup<ImageView>, EcsError> {
     let images = ecs
         .images(credentials, region, &[image_id.to_string()])
         .await?;
@@ -108,11 +142,11 @@ pub(crate) async fn find_by_uid<P: EcsPort>(
     ecs: &P,
     object: &ImageImport,
     credentials: &CredentialProvider,
-) -> Result<Observed, EcsError> {
+) -> Result<SourceObserved, EcsError> {
     let region = &object.spec.region_id;
     let uid = object.metadata.uid.as_deref().unwrap_or_default();
     let Some(image) = ecs.image_tagged(credentials, region, UID_TAG, uid).await? else {
-        return Ok(Observed {
+        return Ok(SourceObserved {
             image: Lookup::Missing,
             task: Lookup::NotAsked,
         });
@@ -121,41 +155,10 @@ pub(crate) async fn find_by_uid<P: EcsPort>(
         .import_task_of(credentials, region, &image.image_id)
         .await?
         .map_or(Lookup::NotAsked, |task| Lookup::Found(task_view(&task)));
-    Ok(Observed {
+    Ok(SourceObserved {
         image: Lookup::Found(image_view(&image)),
         task,
     })
-}
-
-/// Gathers what ECS reports for `cleanup`: the image (by ID, or by UID tag) and its task.
-pub(crate) async fn observe_for_cleanup<P: EcsPort>(
-    ecs: &P,
-    object: &ImageImport,
-    status: &ImageImportStatus,
-    credentials: &CredentialProvider,
-) -> Result<Observed, EcsError> {
-    let region = &object.spec.region_id;
-    let Some(image_id) = &status.image_id else {
-        return find_by_uid(ecs, object, credentials).await;
-    };
-    let image = describe_image(ecs, credentials, region, image_id).await?;
-    let task = match &status.import_task_id {
-        Some(task_id) => ecs
-            .task(credentials, region, task_id)
-            .await?
-            .map_or(Lookup::Missing, |task| Lookup::Found(task_view(&task))),
-        None => Lookup::NotAsked,
-    };
-    Ok(Observed { image, task })
-}
-
-/// IDs ECS returned for an accepted import.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Accepted {
-    /// `m-…`.
-    pub image_id: String,
-    /// `t-…`.
-    pub task_id: String,
 }
 
 /// The `ImportImage` request a resource stands for.
@@ -214,17 +217,6 @@ pub fn import_request(resource: &DecisionResource<'_>) -> ImportImageRequest {
     }
 }
 
-/// The ECS action behind a decided action, as people know it.
-pub(crate) fn action_name(action: &EcsAction) -> &'static str {
-    match action {
-        EcsAction::None => "",
-        EcsAction::Import => "ImportImage",
-        EcsAction::UpdateImage(_) => "ModifyImageAttribute",
-        EcsAction::CancelTask { .. } => "CancelTask",
-        EcsAction::DeleteImage { .. } => "DeleteImage",
-    }
-}
-
 /// Carries out a decided action; returns the IDs when an import was accepted.
 pub(crate) async fn act<P: EcsPort>(
     ecs: &P,
@@ -234,7 +226,6 @@ pub(crate) async fn act<P: EcsPort>(
 ) -> Result<Option<Accepted>, EcsError> {
     let region = resource.spec.region_id.as_str();
     match action {
-        EcsAction::None => Ok(None),
         EcsAction::Import => {
             // No dry run first: ImportImage answers the same errors, and the ClientToken makes a
             // retry (an answer lost to a crash or the network) return the same image.

@@ -1,0 +1,215 @@
+//! The life-cycle engine that both shells drive — `run` (the kube-runtime controller) and
+//! `import -f` (the one-shot CLI): observe what ECS reports of a resource's external objects
+//! (failures kept as values), decide the plan (pure, in `decision`), record it, act, and
+//! conclude from the outcome. What differs between the shells — where credentials come from,
+//! how a running import is followed, where status goes — is the [`Shell`] trait.
+//!
+//! Each kind of external object has its observe and act parts in a file of its own (today
+//! `source.rs`: the imported image and its task).
+
+pub mod source;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use kube::ResourceExt;
+
+use super::decision::{
+    self, Failure, ImageView, Lookup, Observed, Outcome, Plan, Resource, Timing,
+};
+use super::port::EcsPort;
+use crate::api::image_import::{
+    ABANDON_ANNOTATION, ImageImport, ImageImportStatus, PAUSED_ANNOTATION,
+};
+use crate::ecs::CredentialProvider;
+
+pub(crate) use source::failure_from;
+pub use source::import_request;
+
+/// The credentials a resource is reconciled with.
+#[derive(Clone)]
+pub struct Identity {
+    /// Where the credentials come from.
+    pub credentials: Arc<CredentialProvider>,
+    /// `resourceVersion` of the credentials Secret, when the resource names one.
+    pub version: Option<String>,
+    /// The account they belong to.
+    pub account: String,
+}
+
+/// Why a resource's credentials could not be had, as the decision reads it.
+#[derive(Debug, Clone)]
+pub struct Blocked {
+    /// The failure (reading the Secret, or asking STS for the account).
+    pub failure: Failure,
+    /// `resourceVersion` of the credentials Secret, when it was read.
+    pub version: Option<String>,
+}
+
+/// What a shell gives the engine.
+pub trait Shell: Sync {
+    /// The way to ECS.
+    type Port: EcsPort;
+    /// Why recording a plan failed.
+    type Error;
+
+    /// The way to ECS.
+    fn port(&self) -> &Self::Port;
+    /// How often to look and how long to wait.
+    fn timing(&self) -> &Timing;
+    /// Consecutive failed reconciles of this resource so far.
+    fn failures(&self, object: &ImageImport) -> u32;
+    /// The resource's credentials and their account.
+    fn identity(
+        &self,
+        object: &ImageImport,
+    ) -> impl Future<Output = Result<Identity, Blocked>> + Send;
+    /// What is known of the recorded image without a look-up of the engine's own: the batched
+    /// poller's view for `run` (`NotAsked` until its first round), a direct look for `import`.
+    fn latest(
+        &self,
+        object: &ImageImport,
+        identity: &Identity,
+        status: &ImageImportStatus,
+    ) -> impl Future<Output = Lookup<ImageView>> + Send;
+    /// Runs `work` (ECS calls for `action`), saying in status that it is outstanding when it is
+    /// slow; returns whether it wrote status meanwhile.
+    fn patiently<T: Send>(
+        &self,
+        object: &ImageImport,
+        base: &ImageImportStatus,
+        action: &'static str,
+        work: impl Future<Output = T> + Send,
+    ) -> impl Future<Output = (T, bool)> + Send;
+    /// Records a plan: its status (unless `stored`, what is known to be stored, is equal) and its
+    /// Events.
+    fn record(
+        &self,
+        object: &ImageImport,
+        stored: Option<&ImageImportStatus>,
+        plan: &Plan,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    /// The plan is final for this reconcile: count or forget failures, follow the image.
+    fn settle(
+        &self,
+        object: &ImageImport,
+        identity: Option<&Identity>,
+        plan: &Plan,
+    ) -> impl Future<Output = ()> + Send;
+}
+
+/// One pass of the life cycle over `object`: observe, decide, record, act, conclude, record.
+/// Returns the final plan (its requeue, and whether the finalizer may go).
+pub async fn step<S: Shell>(shell: &S, object: &ImageImport) -> Result<Plan, S::Error> {
+    let stored = object.status.clone().unwrap_or_default();
+    let failures = shell.failures(object);
+    let asks_ecs = decision::needs_ecs(&resource(object, &stored, None, None));
+    let identity = match asks_ecs {
+        true => Some(shell.identity(object).await),
+        false => None,
+    };
+    let (version, account) = match &identity {
+        Some(Ok(found)) => (found.version.as_deref(), Some(found.account.as_str())),
+        Some(Err(blocked)) => (blocked.version.as_deref(), None),
+        None => (None, None),
+    };
+    let resource = resource(object, &stored, version, account);
+    let mut observed = Observed {
+        failures,
+        ..Observed::default()
+    };
+    let mut known = Some(&stored);
+    match &identity {
+        Some(Ok(identity)) => {
+            let observing = source::observe(shell, object, &resource, identity);
+            let (source, wrote) = shell
+                .patiently(object, &stored, "DescribeImages", observing)
+                .await;
+            observed.source = source;
+            known = known.filter(|_| !wrote);
+        }
+        Some(Err(blocked)) => observed.blocked = Some(blocked.failure.clone()),
+        None => {}
+    }
+    let timing = shell.timing();
+    let plan = decision::decide(&resource, &observed, timing, Timestamp::now());
+    let identity = identity.as_ref().and_then(|found| found.as_ref().ok());
+    let plan = match (identity, plan.steps.is_empty()) {
+        (Some(identity), false) => {
+            shell.record(object, known, &plan).await?;
+            let (outcome, wrote) = act(shell, object, &resource, &plan, identity).await;
+            let now = Timestamp::now();
+            let concluded = decision::conclude(&resource, &plan, &outcome, failures, timing, now);
+            let known = Some(&plan.status).filter(|_| !wrote);
+            shell.record(object, known, &concluded).await?;
+            concluded
+        }
+        _ => {
+            shell.record(object, known, &plan).await?;
+            plan
+        }
+    };
+    shell.settle(object, identity, &plan).await;
+    Ok(plan)
+}
+
+/// Carries out the plan's steps in order; the first failure stops the rest.
+async fn act<S: Shell>(
+    shell: &S,
+    object: &ImageImport,
+    resource: &Resource<'_>,
+    plan: &Plan,
+    identity: &Identity,
+) -> (Outcome, bool) {
+    // The planned status carries what the steps need (the ClientToken's re-import count).
+    let acting = Resource {
+        status: &plan.status,
+        ..*resource
+    };
+    let mut outcome = Outcome::default();
+    let mut wrote = false;
+    for step in &plan.steps {
+        let work = source::act(shell.port(), &acting, step, &identity.credentials);
+        let (done, slow) = shell
+            .patiently(object, &plan.status, step.name(), work)
+            .await;
+        wrote |= slow;
+        match done {
+            Ok(imported) => outcome.imported = imported.or(outcome.imported),
+            Err(error) => {
+                outcome.failure = Some(failure_from(&error));
+                break;
+            }
+        }
+    }
+    (outcome, wrote)
+}
+
+/// The decision's view of a resource.
+pub fn resource<'a>(
+    object: &'a ImageImport,
+    status: &'a ImageImportStatus,
+    credentials_version: Option<&'a str>,
+    credentials_account: Option<&'a str>,
+) -> Resource<'a> {
+    let annotated = |key: &str| {
+        object
+            .annotations()
+            .get(key)
+            .is_some_and(|value| value == "true")
+    };
+    Resource {
+        uid: object.metadata.uid.as_deref().unwrap_or_default(),
+        namespace: object.metadata.namespace.as_deref().unwrap_or_default(),
+        name: object.metadata.name.as_deref().unwrap_or_default(),
+        generation: object.metadata.generation.unwrap_or(0),
+        spec: &object.spec,
+        status,
+        paused: annotated(PAUSED_ANNOTATION),
+        credentials_version,
+        credentials_account,
+        abandon: annotated(ABANDON_ANNOTATION),
+        deleting: object.metadata.deletion_timestamp.is_some(),
+    }
+}
