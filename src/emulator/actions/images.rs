@@ -25,16 +25,7 @@ const FILTER_KEYS: &[&str] = &["CreationStartTime", "CreationEndTime", "NetworkT
 
 fn image_node(world: &World, image: &ImageRec, now: Timestamp) -> Node {
     let (status, progress) = world.image_state(image, now);
-    let creating = status == "Creating";
-    let remain = world
-        .task(&image.account, &image.region, &image.task_id)
-        .filter(|_| creating)
-        .map_or(0, |task| {
-            (task.created + task.duration)
-                .duration_since(now)
-                .as_secs()
-                .max(0)
-        });
+    let remain = world.image_remain_seconds(image, now);
     let disks = image
         .disks
         .iter()
@@ -79,7 +70,7 @@ fn image_node(world: &World, image: &ImageRec, now: Timestamp) -> Node {
         ("ResourceGroupId", Node::s(&image.resource_group_id)),
         ("ImageOwnerAlias", Node::s("self")),
         ("Usage", Node::s("none")),
-        ("IsCopied", Node::Bool(false)),
+        ("IsCopied", Node::Bool(image.copy.is_some())),
         ("IsPublic", Node::Bool(false)),
         ("IsSelfShared", Node::s("")),
         (
