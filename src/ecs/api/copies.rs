@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Acknowledged, Action, Tag, check_client_token, set_tags};
+use super::{Acknowledged, Action, Tag, check_client_token, region_and, set_tags};
 use crate::ecs::error::EcsError;
 use crate::ecs::params::Params;
 
@@ -52,9 +52,7 @@ impl Action for CopyImageRequest {
                 "a KMS key is given for a copy that is not encrypted".into(),
             ));
         }
-        let mut params = Params::new();
-        params.set("RegionId", &self.region_id);
-        params.set("ImageId", &self.image_id);
+        let mut params = region_and(&self.region_id, "ImageId", &self.image_id);
         params.set("DestinationRegionId", &self.destination_region_id);
         params.set_opt("DestinationImageName", self.destination_image_name.as_ref());
         params.set_opt(
@@ -101,10 +99,7 @@ impl Action for CancelCopyImageRequest {
     }
 
     fn params(&self) -> Result<Params, EcsError> {
-        let mut params = Params::new();
-        params.set("RegionId", &self.region_id);
-        params.set("ImageId", &self.image_id);
-        Ok(params)
+        Ok(region_and(&self.region_id, "ImageId", &self.image_id))
     }
 }
 

@@ -115,6 +115,24 @@ fn set_tags(params: &mut Params, tags: &[Tag]) -> Result<(), EcsError> {
     Ok(())
 }
 
+/// The parameters of a request about one resource: `RegionId` and `name` = `id`
+/// (`ImageId`, `TaskId`).
+fn region_and(region: &str, name: &str, id: &str) -> Params {
+    let mut params = Params::new();
+    params.set("RegionId", region);
+    params.set(name, id);
+    params
+}
+
+/// `PageNumber` and `PageSize`, the size capped at ECS's 100.
+fn set_page(params: &mut Params, number: Option<u32>, size: Option<u32>) {
+    params.set_opt("PageNumber", number);
+    params.set_opt(
+        "PageSize",
+        size.map(|size| size.min(MAX_IDS_PER_CALL as u32)),
+    );
+}
+
 fn check_client_token(token: Option<&String>) -> Result<(), EcsError> {
     if let Some(token) = token
         && (token.is_empty() || token.len() > MAX_CLIENT_TOKEN_LEN || !token.is_ascii())

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::{
-    Acknowledged, Action, MAX_IDS_PER_CALL, MAX_SHARE_ACCOUNTS_PER_CALL, Wrapped, flexible_u64,
+    Acknowledged, Action, MAX_SHARE_ACCOUNTS_PER_CALL, Wrapped, flexible_u64, region_and, set_page,
     wrapped_list,
 };
 use crate::ecs::error::EcsError;
@@ -41,9 +41,7 @@ impl Action for ModifyImageSharePermissionRequest {
                  {MAX_SHARE_ACCOUNTS_PER_CALL} to add and {MAX_SHARE_ACCOUNTS_PER_CALL} to remove"
             )));
         }
-        let mut params = Params::new();
-        params.set("RegionId", &self.region_id);
-        params.set("ImageId", &self.image_id);
+        let mut params = region_and(&self.region_id, "ImageId", &self.image_id);
         params.set_string_list("AddAccount", self.add_accounts.iter().cloned());
         params.set_string_list("RemoveAccount", self.remove_accounts.iter().cloned());
         Ok(params)
@@ -72,14 +70,8 @@ impl Action for DescribeImageSharePermissionRequest {
     }
 
     fn params(&self) -> Result<Params, EcsError> {
-        let mut params = Params::new();
-        params.set("RegionId", &self.region_id);
-        params.set("ImageId", &self.image_id);
-        params.set_opt("PageNumber", self.page_number);
-        params.set_opt(
-            "PageSize",
-            self.page_size.map(|size| size.min(MAX_IDS_PER_CALL as u32)),
-        );
+        let mut params = region_and(&self.region_id, "ImageId", &self.image_id);
+        set_page(&mut params, self.page_number, self.page_size);
         Ok(params)
     }
 }

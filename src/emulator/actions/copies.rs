@@ -5,7 +5,7 @@ use jiff::Timestamp;
 
 use super::import::{client_token, fingerprint};
 use super::tags::{check_named_name_and_description, tags};
-use super::{EcsFault, Fields, flag, optional, region, required};
+use super::{EcsFault, Fields, flag, optional, region_and, required};
 use crate::ecs::params::Params;
 use crate::emulator::render::Node;
 use crate::emulator::world::{CopySpec, World};
@@ -78,8 +78,7 @@ pub(super) fn cancel_copy_image(
     params: &Params,
     now: Timestamp,
 ) -> Result<Fields, EcsFault> {
-    let region = region(world, params)?.to_string();
-    let image_id = required(params, "ImageId")?;
+    let (region, image_id) = region_and(world, params, "ImageId")?;
     world.cancel_copy(account, &region, image_id, now)?;
     Ok(Vec::new())
 }

@@ -5,7 +5,7 @@ use jiff::Timestamp;
 use super::import::{ARCHITECTURES, OS_TYPES};
 use super::tags::check_name_and_description;
 use super::{
-    EcsFault, Fields, comma_list, ecs_time, flag, numbered, optional, page, region, required,
+    EcsFault, Fields, comma_list, ecs_time, flag, numbered, optional, page, region, region_and,
 };
 use crate::ecs::api::{MAX_IDS_PER_CALL, MAX_TAGS};
 use crate::ecs::params::Params;
@@ -240,8 +240,7 @@ pub(super) fn delete_image(
     params: &Params,
     now: Timestamp,
 ) -> Result<Fields, EcsFault> {
-    let region = region(world, params)?.to_string();
-    let image_id = required(params, "ImageId")?;
+    let (region, image_id) = region_and(world, params, "ImageId")?;
     flag(params, "Force")?;
     let dry_run = flag(params, "DryRun")?;
     world.delete_image(account, &region, image_id, now, dry_run)?;
@@ -254,8 +253,7 @@ pub(super) fn modify_image_attribute(
     params: &Params,
     now: Timestamp,
 ) -> Result<Fields, EcsFault> {
-    let region = region(world, params)?.to_string();
-    let image_id = required(params, "ImageId")?;
+    let (region, image_id) = region_and(world, params, "ImageId")?;
     check_name_and_description(params)?;
     let image = world
         .image(account, &region, image_id)

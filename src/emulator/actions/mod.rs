@@ -213,6 +213,16 @@ fn region<'a>(world: &World, params: &'a Params) -> Result<&'a str, EcsFault> {
     Ok(region)
 }
 
+/// `RegionId`, required and known, and the required id of the resource acted on (`ImageId`…).
+fn region_and<'a>(
+    world: &World,
+    params: &'a Params,
+    name: &str,
+) -> Result<(String, &'a str), EcsFault> {
+    let region = region(world, params)?.to_string();
+    Ok((region, required(params, name)?))
+}
+
 fn flag(params: &Params, name: &str) -> Result<bool, EcsFault> {
     match params.get(name) {
         None | Some("") => Ok(false),

@@ -3,7 +3,7 @@
 
 use jiff::Timestamp;
 
-use super::{EcsFault, Fields, ecs_time, flag, numbered, page, region, required};
+use super::{EcsFault, Fields, ecs_time, flag, numbered, page, region_and};
 use crate::ecs::api::MAX_SHARE_ACCOUNTS_PER_CALL;
 use crate::ecs::params::Params;
 use crate::emulator::render::Node;
@@ -24,8 +24,7 @@ pub(super) fn modify_image_share_permission(
     params: &Params,
     now: Timestamp,
 ) -> Result<Fields, EcsFault> {
-    let region = region(world, params)?.to_string();
-    let image_id = required(params, "ImageId")?;
+    let (region, image_id) = region_and(world, params, "ImageId")?;
     if flag(params, "IsPublic")? {
         return Err(EcsFault::new(
             "InvalidParameter",
@@ -44,8 +43,7 @@ pub(super) fn describe_image_share_permission(
     params: &Params,
     _now: Timestamp,
 ) -> Result<Fields, EcsFault> {
-    let region = region(world, params)?.to_string();
-    let image_id = required(params, "ImageId")?;
+    let (region, image_id) = region_and(world, params, "ImageId")?;
     let (page_number, page_size) = page(params)?;
     let shares = world.shares(account, &region, image_id)?;
     let accounts = shares
