@@ -1,15 +1,17 @@
 //! The operator's questions and changes in its own words — an image by id, the image carrying a
-//! tag, an import's task, cancel, delete, update — each built into its ECS request here, so the
+//! tag, an import's task, cancel, delete, update, copy, share — each built into its ECS request here, so the
 //! controller never spells a `DescribeImages` request or matches an ECS code. What ECS answers
 //! "not found" to is `None` (or a `…Outcome`), not an error.
 
 use super::api::{
-    ALL_IMAGE_STATUSES, CancelTaskRequest, DeleteImageRequest, DescribeImagesRequest,
+    ALL_IMAGE_STATUSES, CancelCopyImageRequest, CancelTaskRequest, CopyImageRequest,
+    DeleteImageRequest, DescribeImageSharePermissionRequest, DescribeImagesRequest,
     DescribeTaskAttributeRequest, DescribeTasksRequest, Image, MAX_IDS_PER_CALL,
-    ModifyImageAttributeRequest, RESOURCE_TYPE_IMAGE, Tag, TagFilter, TagResourcesRequest,
-    TaskAttribute, TaskSummary, UntagResourcesRequest,
+    MAX_SHARE_ACCOUNTS_PER_CALL, ModifyImageAttributeRequest, ModifyImageSharePermissionRequest,
+    RESOURCE_TYPE_IMAGE, Tag, TagFilter, TagResourcesRequest, TaskAttribute, TaskSummary,
+    UntagResourcesRequest,
 };
-use super::client::{CancelOutcome, DeleteOutcome, EcsClient};
+use super::client::{CancelOutcome, DeleteOutcome, EcsClient, random_hex};
 use super::credentials::CredentialProvider;
 use super::error::EcsError;
 
@@ -207,5 +209,106 @@ impl EcsClient {
             all: false,
         };
         self.call(credentials, &request).await.map(|_| ())
+    }
+
+    /// Copies an image into another region and returns the copy's id. Without a `ClientToken`
+    /// one is generated, so the client's own retries of this call never make a second copy;
+    /// give one (derived from what the copy is for) to make a retry after a crash safe as well.
+    pub async fn copy_image(
+        &self,
+        credentials: &CredentialProvider,
+        request: &CopyImageRequest,
+    ) -> Result<String, EcsError> {
+        let mut request = request.clone();
+        if request.client_token.is_none() {
+            request.client_token = Some(random_hex(32));
+        }
+        Ok(self.call(credentials, &request).await?.image_id)
+    }
+
+    /// Cancels the running copy `image_id` in its (destination) region, which deletes it. A copy
+    /// already done (`IncorrectImageStatus`) is [`CancelOutcome::AlreadyStopped`], an unknown
+    /// image [`CancelOutcome::NotFound`].
+    pub async fn cancel_copy(
+        &self,
+        credentials: &CredentialProvider,
+        region: &str,
+        image_id: &str,
+    ) -> Result<CancelOutcome, EcsError> {
+        let request = CancelCopyImageRequest {
+            region_id: region.to_string(),
+            image_id: image_id.to_string(),
+        };
+        match self.call(credentials, &request).await {
+            Ok(_) => Ok(CancelOutcome::Cancelled),
+            Err(EcsError::Api(error)) if error.code == "IncorrectImageStatus" => {
+                Ok(CancelOutcome::AlreadyStopped)
+            }
+            Err(EcsError::Api(error)) if error.code == "InvalidImageId.NotFound" => {
+                Ok(CancelOutcome::NotFound)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Shares image `image_id` with the accounts `add` and unshares it from `remove`, in as few
+    /// calls as ECS allows ([`MAX_SHARE_ACCOUNTS_PER_CALL`] of each per call); nothing to change
+    /// makes no call. An error stops at the call it happened in: the calls before it took effect.
+    pub async fn share(
+        &self,
+        credentials: &CredentialProvider,
+        region: &str,
+        image_id: &str,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<(), EcsError> {
+        let mut adds = add.chunks(MAX_SHARE_ACCOUNTS_PER_CALL);
+        let mut removes = remove.chunks(MAX_SHARE_ACCOUNTS_PER_CALL);
+        loop {
+            let (add, remove) = (adds.next(), removes.next());
+            if add.is_none() && remove.is_none() {
+                return Ok(());
+            }
+            let request = ModifyImageSharePermissionRequest {
+                region_id: region.to_string(),
+                image_id: image_id.to_string(),
+                add_accounts: add.unwrap_or_default().to_vec(),
+                remove_accounts: remove.unwrap_or_default().to_vec(),
+            };
+            self.call(credentials, &request).await?;
+        }
+    }
+
+    /// Every account image `image_id` is shared with, following the pages; `None` when ECS does
+    /// not know the image.
+    pub async fn shared_with(
+        &self,
+        credentials: &CredentialProvider,
+        region: &str,
+        image_id: &str,
+    ) -> Result<Option<Vec<String>>, EcsError> {
+        let mut accounts = Vec::new();
+        for page_number in 1u32.. {
+            let request = DescribeImageSharePermissionRequest {
+                region_id: region.to_string(),
+                image_id: image_id.to_string(),
+                page_number: Some(page_number),
+                page_size: Some(MAX_IDS_PER_CALL as u32),
+            };
+            let page = match self.call(credentials, &request).await {
+                Ok(page) => page,
+                Err(EcsError::Api(error)) if error.code == "InvalidImageId.NotFound" => {
+                    return Ok(None);
+                }
+                Err(error) => return Err(error),
+            };
+            let empty = page.accounts.is_empty();
+            accounts.extend(page.accounts.into_iter().map(|account| account.aliyun_id));
+            // An empty page ends it too, so an answer that overstates its total cannot loop.
+            if empty || accounts.len() as u64 >= page.total_count {
+                break;
+            }
+        }
+        Ok(Some(accounts))
     }
 }

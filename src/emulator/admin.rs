@@ -6,7 +6,7 @@
 //! | `POST /_emulator/reset` | zero counters; forget images, tasks, tokens, nonces |
 //! | `GET`/`POST /_emulator/objects` | list / add OSS objects (one object or a list, JSON or YAML) |
 //! | `GET`/`POST /_emulator/keys` | list key IDs and accounts (never secrets) / add a key |
-//! | `GET`/`PUT /_emulator/accounts/{account}` | read / change role, quotas, status |
+//! | `GET`/`PUT /_emulator/accounts/{account}` | read / change role, quotas, status, closed regions |
 //! | `GET`/`PUT /_emulator/faults` | read / replace fault settings |
 //! | `PUT /_emulator/import-failure-rate` | `{"rate":0.2}`: share of imports that fail |
 //! | `GET /_emulator/images`, `GET /_emulator/tasks` | every image and task with its state now |
@@ -132,6 +132,7 @@ async fn add_key(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     match parse::<AccessKey>(&body) {
         Ok(key) => {
             let id = key.access_key_id.clone();
+            shared.with_world(|world| world.add_account(&key.account));
             shared.verifier.add_key(key);
             ok(json!({ "access_key_id": id }))
         }

@@ -14,7 +14,7 @@ use super::auth::AccessKey;
 use super::faults::{FaultSettings, FaultSpec};
 use super::world::{
     AccountSettings, DEFAULT_IMAGE_QUOTA, DEFAULT_SNAPSHOT_QUOTA, ImportTiming, OssObject,
-    RegionDef, default_regions,
+    RegionDef, default_copy_timing, default_regions,
 };
 use super::{Emulator, EmulatorError};
 
@@ -41,6 +41,8 @@ pub struct EmulatorConfig {
     pub time_scale: f64,
     /// How long imports take.
     pub timing: ImportTiming,
+    /// How long copies take (`per_gib` counts the source's disk sizes).
+    pub copy_timing: ImportTiming,
     /// Faults at start.
     pub faults: FaultSettings,
     /// Share of imports that fail with `ImportImageFailed`.
@@ -62,6 +64,7 @@ impl Default for EmulatorConfig {
             default_account: AccountSettings::default(),
             time_scale: 1.0,
             timing: ImportTiming::default(),
+            copy_timing: default_copy_timing(),
             faults: FaultSettings::default(),
             import_failure_rate: 0.0,
             seed: 0,
@@ -194,6 +197,20 @@ pub struct EmulatorArgs {
         default_value_t = 30
     )]
     pub import_seconds_per_gib: u64,
+    /// Fixed part of every copy's duration (`CopyImage`), in emulated seconds.
+    #[arg(
+        long,
+        env = "ECS_IMAGE_OPERATOR_EMULATOR_COPY_BASE_SECONDS",
+        default_value_t = 60
+    )]
+    pub copy_base_seconds: u64,
+    /// Emulated seconds a copy takes per GiB of the source's disks.
+    #[arg(
+        long,
+        env = "ECS_IMAGE_OPERATOR_EMULATOR_COPY_SECONDS_PER_GIB",
+        default_value_t = 10
+    )]
+    pub copy_seconds_per_gib: u64,
     /// Seed for every random choice, so a run can be repeated.
     #[arg(long, env = "ECS_IMAGE_OPERATOR_EMULATOR_SEED", default_value_t = 0)]
     pub seed: u64,
@@ -251,6 +268,14 @@ pub struct EmulatorArgs {
     pub no_import_role: bool,
 }
 
+fn timing(base_seconds: u64, seconds_per_gib: u64) -> ImportTiming {
+    let seconds = |n: u64| SignedDuration::from_secs(i64::try_from(n).unwrap_or(0));
+    ImportTiming {
+        base: seconds(base_seconds),
+        per_gib: seconds(seconds_per_gib),
+    }
+}
+
 fn check_rate(name: &str, rate: f64) -> Result<f64, EmulatorError> {
     if (0.0..=1.0).contains(&rate) {
         Ok(rate)
@@ -275,6 +300,8 @@ impl EmulatorArgs {
             time_scale,
             import_base_seconds,
             import_seconds_per_gib,
+            copy_base_seconds,
+            copy_seconds_per_gib,
             seed,
             throttle_rate,
             error_rate,
@@ -351,12 +378,8 @@ impl EmulatorArgs {
             allow_remote: *allow_remote,
             keys,
             time_scale: *time_scale,
-            timing: ImportTiming {
-                base: SignedDuration::from_secs(i64::try_from(*import_base_seconds).unwrap_or(0)),
-                per_gib: SignedDuration::from_secs(
-                    i64::try_from(*import_seconds_per_gib).unwrap_or(0),
-                ),
-            },
+            timing: timing(*import_base_seconds, *import_seconds_per_gib),
+            copy_timing: timing(*copy_base_seconds, *copy_seconds_per_gib),
             faults,
             import_failure_rate: check_rate("import-failure-rate", *import_failure_rate)?,
             seed: *seed,

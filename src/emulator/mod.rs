@@ -198,8 +198,10 @@ impl EmulatorHandle {
         self.shared.with_world(|world| world.add_object(object));
     }
 
-    /// Adds or replaces an AccessKey.
+    /// Adds or replaces an AccessKey (its account exists from then on).
     pub fn add_key(&self, key: AccessKey) {
+        self.shared
+            .with_world(|world| world.add_account(&key.account));
         self.shared.verifier.add_key(key);
     }
 

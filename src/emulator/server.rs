@@ -127,7 +127,11 @@ pub(super) async fn start(config: EmulatorConfig) -> Result<EmulatorHandle, Emul
 
 fn build_shared(config: &EmulatorConfig) -> Shared {
     let mut world = World::new(config.regions.clone(), config.timing, config.seed);
+    world.set_copy_timing(config.copy_timing);
     world.set_default_account(config.default_account.clone());
+    for key in &config.keys {
+        world.add_account(&key.account);
+    }
     for (name, settings) in &config.accounts {
         world.set_account(name, settings.clone());
     }

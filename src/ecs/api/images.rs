@@ -4,8 +4,8 @@
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::{
-    Acknowledged, Action, MAX_IDS_PER_CALL, MAX_TAGS, Tag, Wrapped, check_id_count, flexible_u64,
-    parse_percent, set_tags, wrapped_list,
+    Acknowledged, Action, MAX_TAGS, Tag, Wrapped, check_id_count, flexible_u64, parse_percent,
+    region_and, set_page, set_tags, wrapped_list,
 };
 use crate::ecs::error::EcsError;
 use crate::ecs::params::Params;
@@ -76,11 +76,7 @@ impl Action for DescribeImagesRequest {
                 .map(|tag| vec![("Key", Some(tag.key.clone())), ("Value", tag.value.clone())]),
         );
         params.set_opt("ResourceGroupId", self.resource_group_id.as_ref());
-        params.set_opt("PageNumber", self.page_number);
-        params.set_opt(
-            "PageSize",
-            self.page_size.map(|size| size.min(MAX_IDS_PER_CALL as u32)),
-        );
+        set_page(&mut params, self.page_number, self.page_size);
         Ok(params)
     }
 }
@@ -295,9 +291,7 @@ impl Action for DeleteImageRequest {
     }
 
     fn params(&self) -> Result<Params, EcsError> {
-        let mut params = Params::new();
-        params.set("RegionId", &self.region_id);
-        params.set("ImageId", &self.image_id);
+        let mut params = region_and(&self.region_id, "ImageId", &self.image_id);
         if self.force {
             params.set_bool("Force", true);
         }
@@ -327,9 +321,7 @@ impl Action for ModifyImageAttributeRequest {
     }
 
     fn params(&self) -> Result<Params, EcsError> {
-        let mut params = Params::new();
-        params.set("RegionId", &self.region_id);
-        params.set("ImageId", &self.image_id);
+        let mut params = region_and(&self.region_id, "ImageId", &self.image_id);
         params.set_opt("ImageName", self.image_name.as_ref());
         params.set_opt("Description", self.description.as_ref());
         Ok(params)

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Action, MAX_CLIENT_TOKEN_LEN, MAX_DISK_DEVICE_MAPPINGS, Tag, set_tags};
+use super::{Action, MAX_DISK_DEVICE_MAPPINGS, Tag, check_client_token, set_tags};
 use crate::ecs::error::EcsError;
 use crate::ecs::params::Params;
 
@@ -87,13 +87,7 @@ impl Action for ImportImageRequest {
                 self.disk_device_mappings.len()
             )));
         }
-        if let Some(token) = &self.client_token
-            && (token.is_empty() || token.len() > MAX_CLIENT_TOKEN_LEN || !token.is_ascii())
-        {
-            return Err(EcsError::InvalidRequest(format!(
-                "ClientToken must be 1 to {MAX_CLIENT_TOKEN_LEN} ASCII characters"
-            )));
-        }
+        check_client_token(self.client_token.as_ref())?;
         let mut params = Params::new();
         params.set("RegionId", &self.region_id);
         params.set_opt("ImageName", self.image_name.as_ref());

@@ -11,9 +11,10 @@
 //! This file holds what every action shares: the API version and ECS's limits, the [`Action`]
 //! trait, [`Acknowledged`], [`Tag`], and the lenient readers. Each concern has a file of its own,
 //! re-exported here so every item keeps its `crate::ecs::api::X` path: `images.rs` (images and
-//! their tags), `tasks.rs` (import tasks), `import.rs` (`ImportImage`) and `regions.rs`
-//! (`DescribeRegions`). A new action (`CopyImage`, `ModifyImageSharePermission`…) gets its own
-//! file beside them, a `mod` line and a `pub use` line here.
+//! their tags), `tasks.rs` (import tasks), `import.rs` (`ImportImage`), `copies.rs` (`CopyImage`,
+//! `CancelCopyImage`), `shares.rs` (`ModifyImageSharePermission`, `DescribeImageSharePermission`)
+//! and `regions.rs` (`DescribeRegions`). A new action gets its own file beside them, a `mod` line
+//! and a `pub use` line here.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -21,14 +22,18 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::error::EcsError;
 use super::params::Params;
 
+mod copies;
 mod images;
 mod import;
 mod regions;
+mod shares;
 mod tasks;
 
+pub use copies::*;
 pub use images::*;
 pub use import::*;
 pub use regions::*;
+pub use shares::*;
 pub use tasks::*;
 
 /// The ECS API version every action here belongs to.
@@ -42,6 +47,9 @@ pub const MAX_DISK_DEVICE_MAPPINGS: usize = 17;
 pub const MAX_TAGS: usize = 20;
 /// `ClientToken` is ASCII and at most this long.
 pub const MAX_CLIENT_TOKEN_LEN: usize = 64;
+/// `ModifyImageSharePermission` takes at most this many `AddAccount.N` and as many
+/// `RemoveAccount.N`; ECS ignores the rest.
+pub const MAX_SHARE_ACCOUNTS_PER_CALL: usize = 10;
 /// Image statuses an import passes through, for `DescribeImages`, which hides all but `Available`
 /// unless asked.
 pub const ALL_IMAGE_STATUSES: &str =
@@ -104,6 +112,35 @@ fn set_tags(params: &mut Params, tags: &[Tag]) -> Result<(), EcsError> {
             ]
         }),
     );
+    Ok(())
+}
+
+/// The parameters of a request about one resource: `RegionId` and `name` = `id`
+/// (`ImageId`, `TaskId`).
+fn region_and(region: &str, name: &str, id: &str) -> Params {
+    let mut params = Params::new();
+    params.set("RegionId", region);
+    params.set(name, id);
+    params
+}
+
+/// `PageNumber` and `PageSize`, the size capped at ECS's 100.
+fn set_page(params: &mut Params, number: Option<u32>, size: Option<u32>) {
+    params.set_opt("PageNumber", number);
+    params.set_opt(
+        "PageSize",
+        size.map(|size| size.min(MAX_IDS_PER_CALL as u32)),
+    );
+}
+
+fn check_client_token(token: Option<&String>) -> Result<(), EcsError> {
+    if let Some(token) = token
+        && (token.is_empty() || token.len() > MAX_CLIENT_TOKEN_LEN || !token.is_ascii())
+    {
+        return Err(EcsError::InvalidRequest(format!(
+            "ClientToken must be 1 to {MAX_CLIENT_TOKEN_LEN} ASCII characters"
+        )));
+    }
     Ok(())
 }
 

@@ -4,8 +4,8 @@
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::{
-    Acknowledged, Action, MAX_IDS_PER_CALL, Wrapped, check_id_count, flexible_bool, flexible_u64,
-    parse_percent, shown_task_code, shown_task_message, wrapped_list,
+    Acknowledged, Action, Wrapped, check_id_count, flexible_bool, flexible_u64, parse_percent,
+    region_and, set_page, shown_task_code, shown_task_message, wrapped_list,
 };
 use crate::ecs::error::EcsError;
 use crate::ecs::params::Params;
@@ -48,11 +48,7 @@ impl Action for DescribeTasksRequest {
         params.set_opt("TaskAction", self.task_action.as_ref());
         params.set_opt("TaskStatus", self.task_status.as_ref());
         params.set_string_list("ResourceIds", self.resource_ids.iter().cloned());
-        params.set_opt("PageNumber", self.page_number);
-        params.set_opt(
-            "PageSize",
-            self.page_size.map(|size| size.min(MAX_IDS_PER_CALL as u32)),
-        );
+        set_page(&mut params, self.page_number, self.page_size);
         Ok(params)
     }
 }
@@ -169,10 +165,7 @@ impl Action for DescribeTaskAttributeRequest {
     }
 
     fn params(&self) -> Result<Params, EcsError> {
-        let mut params = Params::new();
-        params.set("RegionId", &self.region_id);
-        params.set("TaskId", &self.task_id);
-        Ok(params)
+        Ok(region_and(&self.region_id, "TaskId", &self.task_id))
     }
 }
 
@@ -298,10 +291,7 @@ impl Action for CancelTaskRequest {
     }
 
     fn params(&self) -> Result<Params, EcsError> {
-        let mut params = Params::new();
-        params.set("RegionId", &self.region_id);
-        params.set("TaskId", &self.task_id);
-        Ok(params)
+        Ok(region_and(&self.region_id, "TaskId", &self.task_id))
     }
 }
 

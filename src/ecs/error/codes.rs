@@ -317,6 +317,71 @@ pub const KNOWN_CODES: &[KnownCode] = &[
         "the image is published as a community image: unpublish it first",
     ),
     known("InvalidImageId.NotFound", 404, InvalidRequest),
+    // CopyImage (AlibabaCloudDocs/ecs "API Reference/Images/CopyImage.md"); QuotaExceed.Image,
+    // QuotaExceed.Snapshot, IncorrectImageStatus, InvalidImageName.* and
+    // OperationDenied.ImageCopying are listed above with the same status.
+    known("SourceRegion.NotFound", 400, InvalidRequest),
+    hinted(
+        "DestinationRegion.NotFound",
+        400,
+        InvalidRequest,
+        "the destination region does not exist: check the region ID",
+    ),
+    known("IncorrectDestinationRegion", 403, InvalidRequest),
+    hinted(
+        "RegionNotSupportCopy",
+        403,
+        External,
+        "the source or destination region does not take image copies for this account",
+    ),
+    known("OperationDenied.SameRegionOnly", 403, InvalidRequest),
+    hinted(
+        "SizeExceed.Image",
+        403,
+        External,
+        "the image is too large to copy: open a ticket to raise the limit",
+    ),
+    known("OperationDeined.EncryptedSnapshot", 403, External),
+    known("InvalidParameter.EncryptedIllegal", 400, InvalidRequest),
+    hinted(
+        "InvalidParameter.KMSKeyId.NotFound",
+        404,
+        InvalidRequest,
+        "the KMS key does not exist in the destination region",
+    ),
+    hinted(
+        "InvalidParameter.KMSKeyId.KMSUnauthorized",
+        403,
+        External,
+        "authorize ECS to use your KMS keys",
+    ),
+    known("InvalidParameter.KMSKeyId.CMKNotEnabled", 403, External),
+    // CancelCopyImage (".../Images/CancelCopyImage.md"; that page gives InvalidRegionId.NotFound
+    // as 404, the ImportImage table as 400, which this table keeps).
+    known("ImageCreatedNotFromCopy", 400, InvalidRequest),
+    known("CancelNotSupported", 400, External),
+    // ModifyImageSharePermission (".../Images/ModifyImageSharePermission.md").
+    hinted(
+        "InvalidAccount.NotFound",
+        404,
+        InvalidRequest,
+        "an account to share with does not exist: check the account ID",
+    ),
+    hinted(
+        "InvalidAccount.Forbbiden",
+        404,
+        InvalidRequest,
+        "an image cannot be shared with the account that owns it",
+    ),
+    known("QuotaExceed.ShareImage", 403, External),
+    hinted(
+        "QuotaExceed.ShareImageUser",
+        403,
+        External,
+        "an image is shared with at most 50 accounts: open a ticket to raise the quota",
+    ),
+    known("InvalidGroup.Malformed", 400, InvalidRequest),
+    known("InvalidImageId.BidMismatch", 403, External),
 ];
 
 /// Every code the operator mints itself (for errors that never got an ECS code), with its class.

@@ -5,7 +5,7 @@ use jiff::Timestamp;
 use super::import::{ARCHITECTURES, OS_TYPES};
 use super::tags::check_name_and_description;
 use super::{
-    EcsFault, Fields, comma_list, ecs_time, flag, numbered, optional, page, region, required,
+    EcsFault, Fields, comma_list, ecs_time, flag, numbered, optional, page, region, region_and,
 };
 use crate::ecs::api::{MAX_IDS_PER_CALL, MAX_TAGS};
 use crate::ecs::params::Params;
@@ -25,16 +25,7 @@ const FILTER_KEYS: &[&str] = &["CreationStartTime", "CreationEndTime", "NetworkT
 
 fn image_node(world: &World, image: &ImageRec, now: Timestamp) -> Node {
     let (status, progress) = world.image_state(image, now);
-    let creating = status == "Creating";
-    let remain = world
-        .task(&image.account, &image.region, &image.task_id)
-        .filter(|_| creating)
-        .map_or(0, |task| {
-            (task.created + task.duration)
-                .duration_since(now)
-                .as_secs()
-                .max(0)
-        });
+    let remain = world.image_remain_seconds(image, now);
     let disks = image
         .disks
         .iter()
@@ -79,7 +70,7 @@ fn image_node(world: &World, image: &ImageRec, now: Timestamp) -> Node {
         ("ResourceGroupId", Node::s(&image.resource_group_id)),
         ("ImageOwnerAlias", Node::s("self")),
         ("Usage", Node::s("none")),
-        ("IsCopied", Node::Bool(false)),
+        ("IsCopied", Node::Bool(image.copy.is_some())),
         ("IsPublic", Node::Bool(false)),
         ("IsSelfShared", Node::s("")),
         (
@@ -249,8 +240,7 @@ pub(super) fn delete_image(
     params: &Params,
     now: Timestamp,
 ) -> Result<Fields, EcsFault> {
-    let region = region(world, params)?.to_string();
-    let image_id = required(params, "ImageId")?;
+    let (region, image_id) = region_and(world, params, "ImageId")?;
     flag(params, "Force")?;
     let dry_run = flag(params, "DryRun")?;
     world.delete_image(account, &region, image_id, now, dry_run)?;
@@ -263,8 +253,7 @@ pub(super) fn modify_image_attribute(
     params: &Params,
     now: Timestamp,
 ) -> Result<Fields, EcsFault> {
-    let region = region(world, params)?.to_string();
-    let image_id = required(params, "ImageId")?;
+    let (region, image_id) = region_and(world, params, "ImageId")?;
     check_name_and_description(params)?;
     let image = world
         .image(account, &region, image_id)

@@ -74,6 +74,30 @@ const NOT_FINGERPRINTED: &[&str] = &[
     "Version",
 ];
 
+/// `ClientToken`, if given: ASCII without spaces, at most 64 characters.
+pub(super) fn client_token(params: &Params) -> Result<Option<&str>, EcsFault> {
+    let token = optional(params, "ClientToken");
+    if let Some(token) = token
+        && (token.len() > MAX_CLIENT_TOKEN_LEN || !token.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        return Err(EcsFault::new(
+            "InvalidClientToken.Malformed",
+            "The specified parameter \"ClientToken\" is not valid.",
+        ));
+    }
+    Ok(token)
+}
+
+/// The business parameters of a request in canonical form: a retry with the same `ClientToken`
+/// must carry the same fingerprint.
+pub(super) fn fingerprint(params: &Params) -> String {
+    let business: Params = params
+        .iter()
+        .filter(|(name, _)| !NOT_FINGERPRINTED.contains(name))
+        .collect();
+    business.canonicalized_query()
+}
+
 fn one_of(
     params: &Params,
     name: &str,
@@ -234,15 +258,7 @@ fn import_spec(world: &World, params: &Params) -> Result<ImportSpec, EcsFault> {
             "The specified region does not support image import or export.",
         ));
     }
-    let client_token = optional(params, "ClientToken");
-    if let Some(token) = client_token
-        && (token.len() > MAX_CLIENT_TOKEN_LEN || !token.bytes().all(|b| b.is_ascii_graphic()))
-    {
-        return Err(EcsFault::new(
-            "InvalidClientToken.Malformed",
-            "The specified parameter \"ClientToken\" is not valid.",
-        ));
-    }
+    let client_token = client_token(params)?;
     let dry_run = flag(params, "DryRun")?;
     check_name_and_description(params)?;
     let architecture = one_of(
@@ -343,10 +359,6 @@ fn import_spec(world: &World, params: &Params) -> Result<ImportSpec, EcsFault> {
     }
     let disks = disks(params)?;
     let tags = tags(params)?;
-    let fingerprint: Params = params
-        .iter()
-        .filter(|(name, _)| !NOT_FINGERPRINTED.contains(name))
-        .collect();
     Ok(ImportSpec {
         region: region_id.to_string(),
         name: params.get("ImageName").unwrap_or_default().to_string(),
@@ -368,7 +380,7 @@ fn import_spec(world: &World, params: &Params) -> Result<ImportSpec, EcsFault> {
         tags,
         disks,
         client_token: client_token.map(str::to_string),
-        fingerprint: fingerprint.canonicalized_query(),
+        fingerprint: fingerprint(params),
         dry_run,
     })
 }

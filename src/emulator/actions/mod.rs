@@ -9,22 +9,28 @@
 //! [`ACTIONS`], the dispatch table ([`run`]), and the parameter readers. Each concern has a file of
 //! its own: `import.rs` (`ImportImage`), `tasks.rs` (`DescribeTasks`, `DescribeTaskAttribute`,
 //! `CancelTask`), `images.rs` (`DescribeImages`, `DeleteImage`, `ModifyImageAttribute`), `tags.rs`
-//! (the name, description and tag checks, `TagResources`, `UntagResources`), `regions.rs`
-//! (`DescribeRegions`) and `sts.rs` (`GetCallerIdentity`). A new action gets its own file, a line
-//! in [`ACTIONS`] and a line in [`run`].
+//! (the name, description and tag checks, `TagResources`, `UntagResources`), `copies.rs`
+//! (`CopyImage`, `CancelCopyImage`), `shares.rs` (`ModifyImageSharePermission`,
+//! `DescribeImageSharePermission`), `regions.rs` (`DescribeRegions`) and `sts.rs`
+//! (`GetCallerIdentity`). A new action gets its own file, a line in [`ACTIONS`] and a line in
+//! [`run`].
 
+mod copies;
 mod images;
 mod import;
 mod regions;
+mod shares;
 mod sts;
 mod tags;
 mod tasks;
 
 use jiff::Timestamp;
 
+use self::copies::{cancel_copy_image, copy_image};
 use self::images::{delete_image, describe_images, modify_image_attribute};
 use self::import::import_image;
 use self::regions::describe_regions;
+use self::shares::{describe_image_share_permission, modify_image_share_permission};
 use self::sts::caller_identity;
 use self::tags::{tag_resources, untag_resources};
 use self::tasks::{cancel_task, describe_task_attribute, describe_tasks};
@@ -139,6 +145,10 @@ pub const ACTIONS: &[&str] = &[
     "ModifyImageAttribute",
     "TagResources",
     "UntagResources",
+    "CopyImage",
+    "CancelCopyImage",
+    "ModifyImageSharePermission",
+    "DescribeImageSharePermission",
     "DescribeRegions",
     GET_CALLER_IDENTITY,
 ];
@@ -168,6 +178,12 @@ pub fn run(
         "ModifyImageAttribute" => modify_image_attribute(world, account, params, now),
         "TagResources" => tag_resources(world, account, params),
         "UntagResources" => untag_resources(world, account, params),
+        "CopyImage" => copy_image(world, account, params, now),
+        "CancelCopyImage" => cancel_copy_image(world, account, params, now),
+        "ModifyImageSharePermission" => modify_image_share_permission(world, account, params, now),
+        "DescribeImageSharePermission" => {
+            describe_image_share_permission(world, account, params, now)
+        }
         "DescribeRegions" => describe_regions(world, params),
         GET_CALLER_IDENTITY => Ok(caller_identity(account)),
         _ => Err(EcsFault::new(
@@ -195,6 +211,16 @@ fn region<'a>(world: &World, params: &'a Params) -> Result<&'a str, EcsFault> {
         return Err(EcsFault::invalid_region());
     }
     Ok(region)
+}
+
+/// `RegionId`, required and known, and the required id of the resource acted on (`ImageId`…).
+fn region_and<'a>(
+    world: &World,
+    params: &'a Params,
+    name: &str,
+) -> Result<(String, &'a str), EcsFault> {
+    let region = region(world, params)?.to_string();
+    Ok((region, required(params, name)?))
 }
 
 fn flag(params: &Params, name: &str) -> Result<bool, EcsFault> {

@@ -23,7 +23,17 @@ fn valid_image_name(name: &str) -> bool {
 }
 
 pub(super) fn check_name_and_description(params: &Params) -> Result<(), EcsFault> {
-    if let Some(name) = params.get("ImageName")
+    check_named_name_and_description(params, "ImageName", "Description")
+}
+
+/// The image name and description rules, for parameters of other names (`CopyImage`'s
+/// `DestinationImageName`, `DestinationDescription`).
+pub(super) fn check_named_name_and_description(
+    params: &Params,
+    name_param: &str,
+    description_param: &str,
+) -> Result<(), EcsFault> {
+    if let Some(name) = params.get(name_param)
         && !valid_image_name(name)
     {
         return Err(EcsFault::new(
@@ -31,7 +41,7 @@ pub(super) fn check_name_and_description(params: &Params) -> Result<(), EcsFault
             "The specified destination Image name is wrongly formed.",
         ));
     }
-    if let Some(description) = params.get("Description")
+    if let Some(description) = params.get(description_param)
         && (!(2..=256).contains(&description.chars().count())
             || description.starts_with("http://")
             || description.starts_with("https://"))

@@ -4,7 +4,9 @@ use std::borrow::Cow;
 
 use jiff::Timestamp;
 
-use super::{EcsFault, Fields, comma_list, ecs_time, numbered, optional, page, region, required};
+use super::{
+    EcsFault, Fields, comma_list, ecs_time, numbered, optional, page, region, region_and, required,
+};
 use crate::ecs::api::{MAX_IDS_PER_CALL, parse_ecs_time};
 use crate::ecs::params::Params;
 use crate::emulator::render::Node;
@@ -189,8 +191,7 @@ pub(super) fn cancel_task(
     params: &Params,
     now: Timestamp,
 ) -> Result<Fields, EcsFault> {
-    let region = region(world, params)?.to_string();
-    let task_id = required(params, "TaskId")?;
+    let (region, task_id) = region_and(world, params, "TaskId")?;
     world.cancel(account, &region, task_id, now)?;
     Ok(Vec::new())
 }

@@ -1,9 +1,13 @@
-//! Accounts: their status, RAM roles and quotas, partial updates from the admin API, and the
-//! resource groups every account may use.
+//! Accounts: which exist, their status, RAM roles, quotas and closed regions, partial updates
+//! from the admin API, the image and snapshot quota checks, and the resource groups every account
+//! may use.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use super::{World, yes};
+use crate::emulator::actions::EcsFault;
 
 /// What an account may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -40,6 +44,16 @@ pub struct AccountSettings {
     /// Whether the account may import at all.
     #[serde(default)]
     pub status: AccountStatus,
+    /// Custom images the account may hold in one region, by region (`QuotaExceed.Image`), on top
+    /// of [`Self::image_quota`]; a region not listed has no limit of its own.
+    #[serde(default)]
+    pub region_image_quotas: BTreeMap<String, u32>,
+    /// Regions not open to the account: a copy into one is `RegionNotSupportCopy`.
+    #[serde(default)]
+    pub closed_regions: Vec<String>,
+    /// Accounts one image may be shared with (`QuotaExceed.ShareImageUser`).
+    #[serde(default = "default_share_quota")]
+    pub share_quota: u32,
 }
 
 fn default_image_quota() -> u32 {
@@ -50,10 +64,16 @@ fn default_snapshot_quota() -> u32 {
     DEFAULT_SNAPSHOT_QUOTA
 }
 
+fn default_share_quota() -> u32 {
+    DEFAULT_SHARE_QUOTA
+}
+
 /// ECS's default custom image quota per region is 100; the emulator counts per account.
 pub const DEFAULT_IMAGE_QUOTA: u32 = 100;
 /// Snapshot quota per account.
 pub const DEFAULT_SNAPSHOT_QUOTA: u32 = 1000;
+/// ECS shares one custom image with at most 50 accounts (`ModifyImageSharePermission`).
+pub const DEFAULT_SHARE_QUOTA: u32 = 50;
 
 impl Default for AccountSettings {
     fn default() -> Self {
@@ -63,6 +83,9 @@ impl Default for AccountSettings {
             image_quota: DEFAULT_IMAGE_QUOTA,
             snapshot_quota: DEFAULT_SNAPSHOT_QUOTA,
             status: AccountStatus::Active,
+            region_image_quotas: BTreeMap::new(),
+            closed_regions: Vec::new(),
+            share_quota: DEFAULT_SHARE_QUOTA,
         }
     }
 }
@@ -81,6 +104,12 @@ pub struct AccountPatch {
     pub snapshot_quota: Option<u32>,
     /// See [`AccountSettings::status`].
     pub status: Option<AccountStatus>,
+    /// See [`AccountSettings::region_image_quotas`].
+    pub region_image_quotas: Option<BTreeMap<String, u32>>,
+    /// See [`AccountSettings::closed_regions`].
+    pub closed_regions: Option<Vec<String>>,
+    /// See [`AccountSettings::share_quota`].
+    pub share_quota: Option<u32>,
 }
 
 impl World {
@@ -129,7 +158,70 @@ impl World {
         if let Some(value) = patch.status {
             settings.status = value;
         }
+        if let Some(value) = patch.region_image_quotas {
+            settings.region_image_quotas = value;
+        }
+        if let Some(value) = patch.closed_regions {
+            settings.closed_regions = value;
+        }
+        if let Some(value) = patch.share_quota {
+            settings.share_quota = value;
+        }
         self.accounts.insert(account.to_string(), settings.clone());
         settings
+    }
+
+    /// Makes an account exist (one that owns an AccessKey, say) without settings of its own.
+    pub fn add_account(&mut self, account: &str) {
+        self.known_accounts.insert(account.to_string());
+    }
+
+    /// Whether an account exists: it owns a key or has settings of its own. Images can be shared
+    /// only with accounts that exist (`InvalidAccount.NotFound` otherwise).
+    pub fn account_exists(&self, account: &str) -> bool {
+        self.known_accounts.contains(account) || self.accounts.contains_key(account)
+    }
+
+    /// Whether one more image with `disks` disks fits the account's quotas in `region`: images in
+    /// all regions and in that region (`QuotaExceed.Image`), snapshots, one per disk
+    /// (`QuotaExceed.Snapshot`).
+    pub(super) fn check_image_quotas(
+        &self,
+        account: &str,
+        region: &str,
+        disks: usize,
+    ) -> Result<(), EcsFault> {
+        let settings = self.account(account);
+        let owned = self
+            .images
+            .values()
+            .filter(|image| image.account == account);
+        let (images, in_region, snapshots) = owned.fold(
+            (0u64, 0u64, 0u64),
+            |(images, in_region, snapshots), image| {
+                (
+                    images + 1,
+                    in_region + u64::from(image.region == region),
+                    snapshots + image.disks.len() as u64,
+                )
+            },
+        );
+        let region_full = settings
+            .region_image_quotas
+            .get(region)
+            .is_some_and(|quota| in_region >= u64::from(*quota));
+        if images >= u64::from(settings.image_quota) || region_full {
+            return Err(EcsFault::new(
+                "QuotaExceed.Image",
+                "The Image Quota exceeds.",
+            ));
+        }
+        if snapshots + disks as u64 > u64::from(settings.snapshot_quota) {
+            return Err(EcsFault::new(
+                "QuotaExceed.Snapshot",
+                "The maximum number of snapshots is exceeded.",
+            ));
+        }
+        Ok(())
     }
 }

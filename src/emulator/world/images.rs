@@ -1,9 +1,10 @@
-//! Custom images: their records, look-ups, the state computed from their task, and `DeleteImage`.
+//! Custom images: their records, look-ups, the state computed from their import task or their
+//! copy, and `DeleteImage`.
 
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::{World, among};
+use super::{CopyRec, ShareRec, World, among};
 use crate::emulator::actions::EcsFault;
 
 /// One disk of an image.
@@ -56,8 +57,12 @@ pub struct ImageRec {
     pub disks: Vec<DiskRec>,
     /// Creation time (emulated).
     pub created: Timestamp,
-    /// The import task filling it.
+    /// The import task filling it (empty for a copy).
     pub task_id: String,
+    /// Set on an image made by `CopyImage`: what it copies, and when the copy is done.
+    pub copy: Option<CopyRec>,
+    /// The accounts it is shared with, in the order they were added.
+    pub shared_with: Vec<ShareRec>,
 }
 
 impl World {
@@ -107,6 +112,9 @@ impl World {
 
     /// The status and progress of an image at `now`.
     pub fn image_state(&self, image: &ImageRec, now: Timestamp) -> (&'static str, u8) {
+        if let Some(copy) = &image.copy {
+            return copy.state(now);
+        }
         match self.tasks.get(&image.task_id) {
             Some(task) => {
                 let state = task.state(now);
@@ -116,7 +124,21 @@ impl World {
         }
     }
 
-    /// `DeleteImage`: refused while the import runs.
+    /// Seconds until an image being imported or copied is done (0 when it is not running).
+    pub fn image_remain_seconds(&self, image: &ImageRec, now: Timestamp) -> i64 {
+        let end = match &image.copy {
+            Some(copy) => Some(copy.done_at()),
+            None => self
+                .tasks
+                .get(&image.task_id)
+                .filter(|task| task.state(now).is_running())
+                .map(|task| task.created + task.duration),
+        };
+        end.map_or(0, |end| end.duration_since(now).as_secs().max(0))
+    }
+
+    /// `DeleteImage`: refused while the import or a copy from or of the image runs, and while the
+    /// image is shared.
     pub fn delete_image(
         &mut self,
         account: &str,
@@ -129,10 +151,22 @@ impl World {
             .image(account, region, image_id)
             .ok_or_else(EcsFault::image_not_found)?;
         let (status, _) = self.image_state(image, now);
-        if status == "Creating" {
+        if status == "Creating" && image.copy.is_none() {
             return Err(EcsFault::new(
                 "ImageIsImporting",
                 "The specified Image is importing.",
+            ));
+        }
+        if status == "Creating" || self.is_being_copied(image_id, now) {
+            return Err(EcsFault::new(
+                "OperationDenied.ImageCopying",
+                "The Image is coping.",
+            ));
+        }
+        if !image.shared_with.is_empty() {
+            return Err(EcsFault::new(
+                "ImageUseShared",
+                "The specified image has been shared to others.",
             ));
         }
         if dry_run {

@@ -292,25 +292,7 @@ impl World {
                 "The destination image is exist.",
             ));
         }
-        let owned = self
-            .images
-            .values()
-            .filter(|image| image.account == account);
-        let (image_count, snapshot_count) = owned.fold((0u64, 0u64), |(images, snapshots), i| {
-            (images + 1, snapshots + i.disks.len() as u64)
-        });
-        if image_count >= u64::from(settings.image_quota) {
-            return Err(EcsFault::new(
-                "QuotaExceed.Image",
-                "The Image Quota exceeds.",
-            ));
-        }
-        if snapshot_count + disks.len() as u64 > u64::from(settings.snapshot_quota) {
-            return Err(EcsFault::new(
-                "QuotaExceed.Snapshot",
-                "The maximum number of snapshots is exceeded.",
-            ));
-        }
+        self.check_image_quotas(account, &spec.region, disks.len())?;
         if spec.dry_run {
             return Err(EcsFault::new(
                 "DryRunOperation",
@@ -326,8 +308,7 @@ impl World {
                 message: "Import image failed, please contact the administrator.".into(),
             });
         }
-        let serial = self.next_id;
-        self.next_id += 1;
+        let serial = self.next_serial();
         let image_id = format!("m-emu{serial:016x}");
         let task_id = format!("t-emu{serial:016x}");
         let gib = total_bytes as f64 / GIB as f64;
@@ -366,6 +347,8 @@ impl World {
                 disks,
                 created: now,
                 task_id: task_id.clone(),
+                copy: None,
+                shared_with: Vec::new(),
             },
         );
         if let Some(token) = &spec.client_token {

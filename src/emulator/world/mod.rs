@@ -1,4 +1,4 @@
-//! The emulated world: regions, OSS objects, accounts, images and import tasks.
+//! The emulated world: regions, OSS objects, accounts, images, import tasks, copies and shares.
 //!
 //! Pure logic without HTTP or clocks of its own: every method that depends on time takes `now`
 //! (emulated time), and task and image states are computed from timestamps when asked, so nothing
@@ -8,29 +8,35 @@
 //! has a file of its own, re-exported here so every `crate::emulator::world::X` path stays:
 //! `regions.rs`, `oss.rs` (objects, and the checks an import makes on them), `accounts.rs`
 //! (settings, quotas, resource groups), `images.rs`, `tasks.rs` (records and the state computed
-//! from their timestamps) and `import.rs` (the validated request and the state checks of
-//! `ImportImage`). The tests share fixtures and live in `tests.rs`.
+//! from their timestamps), `import.rs` (the validated request and the state checks of
+//! `ImportImage`), `copies.rs` (`CopyImage` and `CancelCopyImage`, a copy's state computed from
+//! its timestamps) and `shares.rs` (the accounts an image is shared with). The tests share
+//! fixtures and live in `tests.rs`.
 
 mod accounts;
+mod copies;
 mod images;
 mod import;
 mod oss;
 mod regions;
+mod shares;
 mod tasks;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly by design
 mod tests;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 pub use accounts::*;
+pub use copies::*;
 pub use images::*;
 pub use import::*;
 pub use oss::*;
 pub use regions::*;
+pub use shares::*;
 pub use tasks::*;
 
 /// One GiB, the unit of disk sizes.
@@ -54,13 +60,16 @@ pub struct World {
     objects: BTreeMap<(String, String), OssObject>,
     resource_groups: Vec<String>,
     accounts: HashMap<String, AccountSettings>,
+    known_accounts: BTreeSet<String>,
     default_account: AccountSettings,
     images: BTreeMap<String, ImageRec>,
     tasks: BTreeMap<String, TaskRec>,
     tokens: HashMap<(String, String), TokenRec>,
+    copy_tokens: HashMap<(String, String), CopyTokenRec>,
     import_calls: VecDeque<ImportCall>,
     next_id: u64,
     timing: ImportTiming,
+    copy_timing: ImportTiming,
     import_failure_rate: f64,
     rng: StdRng,
 }
@@ -76,13 +85,16 @@ impl World {
             objects: BTreeMap::new(),
             resource_groups: vec![DEFAULT_RESOURCE_GROUP.to_string()],
             accounts: HashMap::new(),
+            known_accounts: BTreeSet::new(),
             default_account: AccountSettings::default(),
             images: BTreeMap::new(),
             tasks: BTreeMap::new(),
             tokens: HashMap::new(),
+            copy_tokens: HashMap::new(),
             import_calls: VecDeque::new(),
             next_id: 1,
             timing,
+            copy_timing: default_copy_timing(),
             import_failure_rate: 0.0,
             rng: StdRng::seed_from_u64(seed),
         }
@@ -93,12 +105,20 @@ impl World {
         self.images.clear();
         self.tasks.clear();
         self.tokens.clear();
+        self.copy_tokens.clear();
         self.import_calls.clear();
     }
 
     /// A random number from the world's seeded generator (for IDs that must differ per run).
     pub fn random_u64(&mut self) -> u64 {
         self.rng.random()
+    }
+
+    /// The next serial of a new image (and of its task): ids sort in creation order.
+    fn next_serial(&mut self) -> u64 {
+        let serial = self.next_id;
+        self.next_id += 1;
+        serial
     }
 }
 

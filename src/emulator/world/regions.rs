@@ -15,6 +15,9 @@ pub struct RegionDef {
     /// Whether `ImportImage` works here (`InvalidRegion.NotSupport` otherwise).
     #[serde(default = "yes")]
     pub import_supported: bool,
+    /// Whether `CopyImage` may copy into or out of this region (`RegionNotSupportCopy` otherwise).
+    #[serde(default = "yes")]
+    pub copy_supported: bool,
     /// Whether VMDK (an invitational preview) may be imported here
     /// (`InvalidImageFormat.RegionNotSupported` otherwise).
     #[serde(default)]
@@ -22,8 +25,9 @@ pub struct RegionDef {
 }
 
 /// The default regions: the public list of api-reference §6. Two of them are marked as not
-/// supporting import (`me-east-1`, `ap-south-1`), a fiction that lets tests reach
-/// `InvalidRegion.NotSupport`; a `regions:` list in the objects file replaces the whole table.
+/// supporting import nor copies (`me-east-1`, `ap-south-1`), a fiction that lets tests reach
+/// `InvalidRegion.NotSupport` and `RegionNotSupportCopy`; a `regions:` list in the objects file
+/// replaces the whole table.
 pub fn default_regions() -> Vec<RegionDef> {
     const REGIONS: &[(&str, &str)] = &[
         ("cn-qingdao", "China (Qingdao)"),
@@ -56,6 +60,7 @@ pub fn default_regions() -> Vec<RegionDef> {
             id: (*id).to_string(),
             local_name: (*name).to_string(),
             import_supported: !matches!(*id, "me-east-1" | "ap-south-1"),
+            copy_supported: !matches!(*id, "me-east-1" | "ap-south-1"),
             vmdk_supported: *id == "cn-hangzhou",
         })
         .collect()

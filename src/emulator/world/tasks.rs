@@ -127,18 +127,22 @@ impl TaskState {
     }
 }
 
+/// How far along work started at `start` and lasting `duration` is at `at`, in whole percents;
+/// 100 only for work that takes no time (running work shows at most 99).
+pub(super) fn percent_done(start: Timestamp, duration: SignedDuration, at: Timestamp) -> u8 {
+    let total = duration.as_secs_f64();
+    if total <= 0.0 {
+        return 100;
+    }
+    let done = at.duration_since(start).as_secs_f64() / total;
+    // Truncation is intended: progress shows whole percents and reaches 100 only when done.
+    (done * 100.0).clamp(0.0, 99.0) as u8
+}
+
 impl TaskRec {
     /// The state at `now`, from the timestamps alone.
     pub fn state(&self, now: Timestamp) -> TaskState {
-        let progress_at = |at: Timestamp| -> u8 {
-            let total = self.duration.as_secs_f64();
-            if total <= 0.0 {
-                return 100;
-            }
-            let done = at.duration_since(self.created).as_secs_f64() / total;
-            // Truncation is intended: progress shows whole percents and reaches 100 only when done.
-            (done * 100.0).clamp(0.0, 99.0) as u8
-        };
+        let progress_at = |at: Timestamp| percent_done(self.created, self.duration, at);
         let failure_at = self
             .failure
             .as_ref()

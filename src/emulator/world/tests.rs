@@ -183,3 +183,198 @@ fn quotas_names_and_objects_are_checked() {
         "InvalidOSSObject.NotFound"
     );
 }
+
+/// An `Available` image of `acct` in cn-hangzhou, at `t0() + 120 s`.
+fn available_image(world: &mut World) -> (String, Timestamp) {
+    let result = world.import("acct", &spec(), t0()).unwrap();
+    (result.image_id, t0() + SignedDuration::from_secs(120))
+}
+
+fn copy_spec(source: &str, destination: &str) -> CopySpec {
+    CopySpec {
+        source_region: "cn-hangzhou".into(),
+        source_image_id: source.into(),
+        destination_region: destination.into(),
+        tags: vec![("uid".into(), "u-1".into())],
+        fingerprint: format!("to-{destination}"),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_copy_is_creating_in_its_region_with_rising_progress_then_available() {
+    let mut world = world();
+    let (source, ready) = available_image(&mut world);
+    let copy = world
+        .copy_image("acct", &copy_spec(&source, "cn-shanghai"), ready)
+        .unwrap();
+    let image = world.image("acct", "cn-shanghai", &copy.image_id).unwrap();
+    // 60 s + 20 GiB × 10 s.
+    assert_eq!(
+        image.copy.as_ref().unwrap().duration,
+        SignedDuration::from_secs(260)
+    );
+    assert_eq!(image.tags, vec![("uid".to_string(), "u-1".to_string())]);
+    assert_eq!(image.disks.len(), 1);
+    assert_eq!(world.image_state(image, ready), ("Creating", 0));
+    let half = ready + SignedDuration::from_secs(130);
+    assert_eq!(world.image_state(image, half), ("Creating", 50));
+    assert_eq!(world.image_remain_seconds(image, half), 130);
+    let done = ready + SignedDuration::from_secs(260);
+    assert_eq!(world.image_state(image, done), ("Available", 100));
+    assert!(world.image("acct", "cn-hangzhou", &copy.image_id).is_none());
+}
+
+#[test]
+fn a_copy_needs_an_available_source_another_open_region_and_room() {
+    let mut world = world();
+    let importing = world.import("acct", &spec(), t0()).unwrap().image_id;
+    let code = |world: &mut World, spec: &CopySpec, at| {
+        world.copy_image("acct", spec, at).unwrap_err().code
+    };
+    assert_eq!(
+        code(&mut world, &copy_spec(&importing, "cn-shanghai"), t0()),
+        "IncorrectImageStatus"
+    );
+    let ready = t0() + SignedDuration::from_secs(120);
+    assert_eq!(
+        code(&mut world, &copy_spec("m-nope", "cn-shanghai"), ready),
+        "InvalidImageId.NotFound"
+    );
+    assert_eq!(
+        code(&mut world, &copy_spec(&importing, "cn-hangzhou"), ready),
+        "IncorrectDestinationRegion"
+    );
+    assert_eq!(
+        code(&mut world, &copy_spec(&importing, "me-east-1"), ready),
+        "RegionNotSupportCopy"
+    );
+    world.patch_account(
+        "acct",
+        AccountPatch {
+            closed_regions: Some(vec!["cn-beijing".into()]),
+            region_image_quotas: Some([("cn-shanghai".to_string(), 0)].into()),
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        code(&mut world, &copy_spec(&importing, "cn-beijing"), ready),
+        "RegionNotSupportCopy"
+    );
+    assert_eq!(
+        code(&mut world, &copy_spec(&importing, "cn-shanghai"), ready),
+        "QuotaExceed.Image"
+    );
+    // The other regions carry on.
+    world
+        .copy_image("acct", &copy_spec(&importing, "cn-qingdao"), ready)
+        .unwrap();
+}
+
+#[test]
+fn the_same_copy_token_returns_the_same_copy() {
+    let mut world = world();
+    let (source, ready) = available_image(&mut world);
+    let mut spec = copy_spec(&source, "cn-shanghai");
+    spec.client_token = Some("u-1-cn-shanghai".into());
+    let first = world.copy_image("acct", &spec, ready).unwrap();
+    let second = world.copy_image("acct", &spec, ready).unwrap();
+    assert_eq!(first.image_id, second.image_id);
+    assert!(second.replayed && !first.replayed);
+    assert_eq!(world.all_images().count(), 2);
+    spec.fingerprint = "changed".into();
+    let changed = world.copy_image("acct", &spec, ready);
+    assert_eq!(changed.unwrap_err().code, "IdempotentParameterMismatch");
+}
+
+#[test]
+fn cancelling_a_running_copy_deletes_it_and_a_finished_one_is_refused() {
+    let mut world = world();
+    let (source, ready) = available_image(&mut world);
+    let running = world
+        .copy_image("acct", &copy_spec(&source, "cn-shanghai"), ready)
+        .unwrap()
+        .image_id;
+    let deleting = world.delete_image("acct", "cn-shanghai", &running, ready, false);
+    assert_eq!(deleting.unwrap_err().code, "OperationDenied.ImageCopying");
+    let source_deleting = world.delete_image("acct", "cn-hangzhou", &source, ready, false);
+    assert_eq!(
+        source_deleting.unwrap_err().code,
+        "OperationDenied.ImageCopying"
+    );
+    world
+        .cancel_copy("acct", "cn-shanghai", &running, ready)
+        .unwrap();
+    assert!(world.image("acct", "cn-shanghai", &running).is_none());
+    assert!(world.image("acct", "cn-hangzhou", &source).is_some());
+    let finished = world
+        .copy_image("acct", &copy_spec(&source, "cn-qingdao"), ready)
+        .unwrap()
+        .image_id;
+    let later = ready + SignedDuration::from_secs(300);
+    let refused = world.cancel_copy("acct", "cn-qingdao", &finished, later);
+    assert_eq!(refused.unwrap_err().code, "IncorrectImageStatus");
+    let not_a_copy = world.cancel_copy("acct", "cn-hangzhou", &source, later);
+    assert_eq!(not_a_copy.unwrap_err().code, "ImageCreatedNotFromCopy");
+}
+
+#[test]
+fn shares_need_existing_other_accounts_and_keep_the_image_from_deletion() {
+    let mut world = world();
+    world.add_account("friend");
+    let (image, ready) = available_image(&mut world);
+    let share = |world: &mut World, add: &[&str], remove: &[&str]| {
+        world.modify_shares("acct", "cn-hangzhou", &image, add, remove, ready)
+    };
+    assert_eq!(
+        share(&mut world, &["stranger"], &[]).unwrap_err().code,
+        "InvalidAccount.NotFound"
+    );
+    assert_eq!(
+        share(&mut world, &["acct"], &[]).unwrap_err().code,
+        "InvalidAccount.Forbbiden"
+    );
+    share(&mut world, &["friend", "friend"], &[]).unwrap();
+    let shared = world.shares("acct", "cn-hangzhou", &image).unwrap();
+    assert_eq!(shared.len(), 1);
+    assert_eq!(shared[0].account, "friend");
+    let refused = world.delete_image("acct", "cn-hangzhou", &image, ready, false);
+    assert_eq!(refused.unwrap_err().code, "ImageUseShared");
+    share(&mut world, &[], &["friend"]).unwrap();
+    world
+        .delete_image("acct", "cn-hangzhou", &image, ready, false)
+        .unwrap();
+}
+
+#[test]
+fn an_image_is_shared_with_at_most_its_share_quota() {
+    let mut world = world();
+    for friend in ["f1", "f2", "f3"] {
+        world.add_account(friend);
+    }
+    world.patch_account(
+        "acct",
+        AccountPatch {
+            share_quota: Some(2),
+            ..Default::default()
+        },
+    );
+    let (image, ready) = available_image(&mut world);
+    let too_many = world.modify_shares(
+        "acct",
+        "cn-hangzhou",
+        &image,
+        &["f1", "f2", "f3"],
+        &[],
+        ready,
+    );
+    assert_eq!(too_many.unwrap_err().code, "QuotaExceed.ShareImageUser");
+    assert!(
+        world
+            .shares("acct", "cn-hangzhou", &image)
+            .unwrap()
+            .is_empty()
+    );
+    let importing = world.modify_shares("acct", "cn-hangzhou", &image, &["f1"], &[], t0());
+    assert_eq!(importing.unwrap_err().code, "IncorrectImageStatus");
+}
