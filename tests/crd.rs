@@ -64,7 +64,10 @@ fn names_follow_the_design() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(columns, ["Phase", "Progress", "Image ID", "Region", "Age"]);
+    assert_eq!(
+        columns,
+        ["Phase", "Progress", "Image ID", "Region", "Copies", "Age"]
+    );
 }
 
 fn undocumented(schema: &Value, path: &str, out: &mut Vec<String>) {

@@ -80,6 +80,7 @@ async fn every_example_is_accepted_by_the_crd() {
             "arm64-uefi.yaml",
             "credentials-secret.yaml",
             "data-disks.yaml",
+            "distribution.yaml",
             "minimal.yaml",
             "windows-byol.yaml"
         ]

@@ -45,6 +45,39 @@ impl EcsPort for FakeEcs {
     async fn account_id(&self, _: &CredentialProvider) -> Result<String, EcsError> {
         unexpected()
     }
+    async fn copy_image(
+        &self,
+        _: &CredentialProvider,
+        _: &ecs_image_operator::ecs::api::CopyImageRequest,
+    ) -> Result<String, EcsError> {
+        unexpected()
+    }
+    async fn cancel_copy(
+        &self,
+        _: &CredentialProvider,
+        _: &str,
+        _: &str,
+    ) -> Result<ecs_image_operator::ecs::CancelOutcome, EcsError> {
+        unexpected()
+    }
+    async fn share(
+        &self,
+        _: &CredentialProvider,
+        _: &str,
+        _: &str,
+        _: &[String],
+        _: &[String],
+    ) -> Result<(), EcsError> {
+        unexpected()
+    }
+    async fn shared_with(
+        &self,
+        _: &CredentialProvider,
+        _: &str,
+        _: &str,
+    ) -> Result<Option<Vec<String>>, EcsError> {
+        unexpected()
+    }
     async fn import(
         &self,
         _: &CredentialProvider,

@@ -13,6 +13,8 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::distribution::{CopyStatus, Distribution};
+
 /// API group of the resource.
 pub const GROUP: &str = "ecs.image-import.dev";
 /// API version of the resource.
@@ -103,6 +105,7 @@ fn immutable_rule() -> kube::core::Rule {
     printcolumn = r#"{"name":"Progress","type":"integer","jsonPath":".status.progress"}"#,
     printcolumn = r#"{"name":"Image ID","type":"string","jsonPath":".status.imageId"}"#,
     printcolumn = r#"{"name":"Region","type":"string","jsonPath":".spec.regionId"}"#,
+    printcolumn = r#"{"name":"Copies","type":"string","jsonPath":".status.copiesReady"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[x_kube(validation = kube::core::Rule::new(
@@ -114,6 +117,9 @@ fn immutable_rule() -> kube::core::Rule {
 #[x_kube(validation = kube::core::Rule::new(
     "!has(self.platform) || !(self.platform.startsWith('Windows') || self.platform == 'Other Windows') || (has(self.osType) && self.osType == 'windows')"
 ).message("a Windows platform needs osType windows").reason(kube::core::Reason::FieldValueInvalid))]
+#[x_kube(validation = super::distribution::not_the_own_region())]
+#[x_kube(validation = super::distribution::each_once())]
+#[x_kube(validation = super::distribution::key_needs_encryption())]
 #[serde(rename_all = "camelCase")]
 pub struct ImageImportSpec {
     /// Region of the OSS bucket and of the new image, e.g. `cn-hangzhou`. ECS imports only from a bucket
@@ -210,6 +216,11 @@ pub struct ImageImportSpec {
     /// restart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret_ref: Option<SecretReference>,
+
+    /// Copies of the image in other regions and accounts it is shared with, made once the image
+    /// is available and kept in line with this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distribution: Option<Distribution>,
 }
 
 /// A tag value: up to 128 characters, possibly empty.
@@ -502,6 +513,15 @@ pub struct ImageImportStatus {
     /// outside the operator); part of the import's `ClientToken`, so each import is a new one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reimports: Option<u32>,
+    /// The copies in other regions (`spec.distribution.regions`), one per region.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<CopyStatus>,
+    /// Copies done out of copies wanted, e.g. `2/3` (the `Copies` column).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copies_ready: Option<String>,
+    /// The accounts the image and every copy are shared with, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared_with: Vec<String>,
     /// `Ready`, `Reconciling` and `Stalled`, following the kstatus convention.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,

@@ -3,6 +3,7 @@
 //! Nothing here talks to ECS or to a Kubernetes API server.
 
 pub mod conditions;
+pub mod distribution;
 pub mod image_import;
 
 pub use image_import::{ImageImport, ImageImportSpec, ImageImportStatus, Phase};

@@ -5,7 +5,8 @@
 use std::future::Future;
 
 use crate::ecs::api::{
-    Image, ImportImageRequest, ImportImageResponse, Tag, TaskAttribute, TaskSummary,
+    CopyImageRequest, Image, ImportImageRequest, ImportImageResponse, Tag, TaskAttribute,
+    TaskSummary,
 };
 use crate::ecs::{CancelOutcome, CredentialProvider, DeleteOutcome, EcsClient, EcsError};
 
@@ -97,6 +98,35 @@ pub trait EcsPort: Send + Sync + 'static {
         &self,
         credentials: &CredentialProvider,
     ) -> impl Future<Output = Result<String, EcsError>> + Send;
+    /// `CopyImage`; returns the copy's ID in the destination region.
+    fn copy_image(
+        &self,
+        credentials: &CredentialProvider,
+        request: &CopyImageRequest,
+    ) -> impl Future<Output = Result<String, EcsError>> + Send;
+    /// Cancels a running copy (which deletes it).
+    fn cancel_copy(
+        &self,
+        credentials: &CredentialProvider,
+        region: &str,
+        image_id: &str,
+    ) -> impl Future<Output = Result<CancelOutcome, EcsError>> + Send;
+    /// Shares an image with `add` and unshares it from `remove`.
+    fn share(
+        &self,
+        credentials: &CredentialProvider,
+        region: &str,
+        image_id: &str,
+        add: &[String],
+        remove: &[String],
+    ) -> impl Future<Output = Result<(), EcsError>> + Send;
+    /// The accounts an image is shared with; `None` when ECS does not know the image.
+    fn shared_with(
+        &self,
+        credentials: &CredentialProvider,
+        region: &str,
+        image_id: &str,
+    ) -> impl Future<Output = Result<Option<Vec<String>>, EcsError>> + Send;
 }
 
 impl EcsPort for EcsClient {
@@ -207,5 +237,42 @@ impl EcsPort for EcsClient {
         self.caller_identity(credentials)
             .await
             .map(|identity| identity.account_id)
+    }
+
+    async fn copy_image(
+        &self,
+        credentials: &CredentialProvider,
+        request: &CopyImageRequest,
+    ) -> Result<String, EcsError> {
+        EcsClient::copy_image(self, credentials, request).await
+    }
+
+    async fn cancel_copy(
+        &self,
+        credentials: &CredentialProvider,
+        region: &str,
+        image_id: &str,
+    ) -> Result<CancelOutcome, EcsError> {
+        EcsClient::cancel_copy(self, credentials, region, image_id).await
+    }
+
+    async fn share(
+        &self,
+        credentials: &CredentialProvider,
+        region: &str,
+        image_id: &str,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<(), EcsError> {
+        EcsClient::share(self, credentials, region, image_id, add, remove).await
+    }
+
+    async fn shared_with(
+        &self,
+        credentials: &CredentialProvider,
+        region: &str,
+        image_id: &str,
+    ) -> Result<Option<Vec<String>>, EcsError> {
+        EcsClient::shared_with(self, credentials, region, image_id).await
     }
 }

@@ -59,5 +59,30 @@ pub fn broken_examples() -> Vec<(&'static str, String, &'static str)> {
             "ecs-image-operator/",
         ),
         ("an unknown license", text("windows-byol.yaml").replace("licenseType: BYOL", "licenseType: OEM"), "licenseType"),
+        (
+            "a copy in the image's own region",
+            text("distribution.yaml").replace("- regionId: cn-shanghai", "- regionId: cn-hangzhou"),
+            "own regionId",
+        ),
+        (
+            "a region twice",
+            text("distribution.yaml").replace("- regionId: cn-beijing", "- regionId: cn-shanghai"),
+            "twice",
+        ),
+        (
+            "an account twice",
+            text("distribution.yaml").replace("6543210987654321", "1234567890123456"),
+            "twice",
+        ),
+        (
+            "a KMS key for a copy that is not encrypted",
+            text("distribution.yaml").replace("encrypted: true", "kmsKeyId: key-123"),
+            "encrypted: true",
+        ),
+        (
+            "an account ID that is not one",
+            text("distribution.yaml").replace("\"6543210987654321\"", "ops-team"),
+            "shareWith",
+        ),
     ]
 }

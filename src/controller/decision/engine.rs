@@ -5,6 +5,7 @@
 
 use jiff::Timestamp;
 
+use super::distribution;
 use super::failure::after_failure;
 use super::*;
 use crate::api::image_import::{DeletionPolicy, ImageImportStatus, Phase};
@@ -51,14 +52,18 @@ pub fn decide(
     } else if let Some(failure) = observed.source.failure() {
         after_failure(resource, &base, failure, failures, timing, now)
     } else if resource.deleting {
-        cleanup(resource, &observed.source, timing, now)
+        match undistribute(resource, observed).filter(|_| !resource.paused) {
+            Some(steps) => taking_down(resource, base, steps, timing),
+            None => cleanup(resource, &observed.source, timing, now),
+        }
     } else if settled(resource, &observed.source.image) {
         unchanged(resource, None)
     } else if awaiting_poller(resource, &observed.source) {
         // The poller has not seen this import yet; it wakes the resource after its first round.
         unchanged(resource, Some(timing.watchdog))
     } else {
-        apply(resource, &observed.source, timing, now)
+        let plan = apply(resource, &observed.source, timing, now);
+        distribute(resource, observed, plan, timing, now)
     };
     if resource.deleting && plan.finalize != Finalize::Now {
         // A deletion never waits for a change that may not come.
@@ -97,6 +102,7 @@ pub fn conclude(
             ..plan.clone()
         },
     };
+    distribution::conclude_copies(&mut next.status, outcome, &mut next.events, now);
     if let Some(failure) = &outcome.failure {
         let failures = failures.saturating_add(1);
         next = after_failure(resource, &next.status, failure, failures, timing, now);
@@ -105,6 +111,19 @@ pub fn conclude(
         }
     }
     next
+}
+
+/// A deletion that takes the copies and share permissions down before the source.
+fn taking_down(
+    resource: &Resource<'_>,
+    mut status: ImageImportStatus,
+    steps: Vec<EcsAction>,
+    timing: &Timing,
+) -> Plan {
+    status.message = Some("deleting copies and share permissions before the image".into());
+    let mut plan = status::finish(resource, status, None, Some(timing.poll_interval));
+    plan.steps = steps;
+    plan
 }
 
 /// Nothing to do and nothing to write: the stored status stands.

@@ -33,12 +33,14 @@ use crate::ecs::retry::Backoff;
 
 mod apply;
 mod cleanup;
+mod distribution;
 mod engine;
 mod failure;
 mod status;
 
 pub use apply::{IMAGE_MISSING, after_import, apply, settled};
 pub use cleanup::cleanup;
+pub use distribution::{copy_token, distribute, involved as distribution_involved, undistribute};
 pub use engine::{conclude, decide, needs_ecs};
 pub use failure::{
     CREDENTIALS_ACCOUNT_CHANGED, abandon, account_changed, account_guard, after_failure,
@@ -154,14 +156,40 @@ impl SourceObserved {
     }
 }
 
+/// A copy in another region as ECS reports it: by its recorded ID, or by the UID tag while
+/// status records none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyObserved {
+    /// The region of the copy.
+    pub region_id: String,
+    /// The copy.
+    pub image: Lookup<ImageView>,
+}
+
+/// The accounts one image (the source or a copy) is shared with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareObserved {
+    /// The image's region.
+    pub region_id: String,
+    /// The image.
+    pub image_id: String,
+    /// The accounts, sorted.
+    pub accounts: Lookup<Vec<String>>,
+}
+
 /// Everything the decision reads about one resource's external objects, failures included:
-/// each kind of external object has its own field (today the source image and its task).
+/// each kind of external object has its own field (the source image and its task, the copies in
+/// other regions, the share permissions of each image).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Observed {
     /// Why ECS could not be asked at all (the credentials or their account could not be had).
     pub blocked: Option<Failure>,
     /// The resource's own image and its import task.
     pub source: SourceObserved,
+    /// The copies, when they were looked at (empty otherwise).
+    pub copies: Vec<CopyObserved>,
+    /// The share permissions of the source and of each copy, when they were looked at.
+    pub shares: Vec<ShareObserved>,
     /// Consecutive failed reconciles of this resource before this one (the backoff grows with it).
     pub failures: u32,
 }
@@ -171,6 +199,10 @@ pub struct Observed {
 pub struct Outcome {
     /// The IDs of an import ECS accepted.
     pub imported: Option<Accepted>,
+    /// Copies ECS accepted, as (region, copy ID).
+    pub copied: Vec<(String, String)>,
+    /// Copies ECS refused, as (region, failure): the other regions carry on.
+    pub copy_failures: Vec<(String, Failure)>,
     /// The failure that stopped the steps (those after it did not run).
     pub failure: Option<Failure>,
 }
@@ -231,6 +263,43 @@ pub enum EcsAction {
         /// `m-…`.
         image_id: String,
     },
+    /// `CopyImage` of the source into `region_id`, under the copy's `ClientToken`.
+    Copy {
+        /// The destination region.
+        region_id: String,
+    },
+    /// Bring name, description and tags of a copy in line with the spec.
+    UpdateCopy {
+        /// The copy's region.
+        region_id: String,
+        /// What to change.
+        update: ImageUpdate,
+    },
+    /// `CancelCopyImage` (which deletes the copy).
+    CancelCopy {
+        /// The copy's region.
+        region_id: String,
+        /// `m-…`.
+        image_id: String,
+    },
+    /// `DeleteImage` of a copy.
+    DeleteCopy {
+        /// The copy's region.
+        region_id: String,
+        /// `m-…`.
+        image_id: String,
+    },
+    /// `ModifyImageSharePermission` of the source or a copy.
+    Share {
+        /// The image's region.
+        region_id: String,
+        /// `m-…`.
+        image_id: String,
+        /// Accounts to share with.
+        add: Vec<String>,
+        /// Accounts to unshare from.
+        remove: Vec<String>,
+    },
 }
 
 impl EcsAction {
@@ -240,7 +309,11 @@ impl EcsAction {
             Self::Import => "ImportImage",
             Self::UpdateImage(_) => "ModifyImageAttribute",
             Self::CancelTask { .. } => "CancelTask",
-            Self::DeleteImage { .. } => "DeleteImage",
+            Self::DeleteImage { .. } | Self::DeleteCopy { .. } => "DeleteImage",
+            Self::Copy { .. } => "CopyImage",
+            Self::UpdateCopy { .. } => "ModifyImageAttribute",
+            Self::CancelCopy { .. } => "CancelCopyImage",
+            Self::Share { .. } => "ModifyImageSharePermission",
         }
     }
 }

@@ -7,6 +7,7 @@
 //! Each kind of external object has its observe and act parts in a file of its own (today
 //! `source.rs`: the imported image and its task).
 
+pub mod distribution;
 pub mod source;
 
 use std::future::Future;
@@ -128,6 +129,9 @@ pub async fn step<S: Shell>(shell: &S, object: &ImageImport) -> Result<Plan, S::
                 .await;
             observed.source = source;
             known = known.filter(|_| !wrote);
+            let ecs = shell.port();
+            let looking = distribution::observe(ecs, object, &resource, identity, &observed.source);
+            (observed.copies, observed.shares) = looking.await;
         }
         Some(Err(blocked)) => observed.blocked = Some(blocked.failure.clone()),
         None => {}
@@ -169,14 +173,26 @@ async fn act<S: Shell>(
     };
     let mut outcome = Outcome::default();
     let mut wrote = false;
+    let credentials = &identity.credentials;
     for step in &plan.steps {
-        let work = source::act(shell.port(), &acting, step, &identity.credentials);
+        let work = async {
+            let imported = source::act(shell.port(), &acting, step, credentials).await?;
+            let done = distribution::act(shell.port(), &acting, step, credentials).await?;
+            Ok::<_, crate::ecs::EcsError>((imported, done))
+        };
         let (done, slow) = shell
             .patiently(object, &plan.status, step.name(), work)
             .await;
         wrote |= slow;
         match done {
-            Ok(imported) => outcome.imported = imported.or(outcome.imported),
+            Ok((imported, copied)) => {
+                outcome.imported = imported.or(outcome.imported);
+                match copied {
+                    Ok(distribution::Done::Copied(region, id)) => outcome.copied.push((region, id)),
+                    Ok(distribution::Done::Nothing) => {}
+                    Err(refused) => outcome.copy_failures.push(refused),
+                }
+            }
             Err(error) => {
                 outcome.failure = Some(failure_from(&error));
                 break;

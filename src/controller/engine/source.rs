@@ -246,6 +246,12 @@ pub(crate) async fn act<P: EcsPort>(
             .delete(credentials, region, image_id)
             .await
             .map(|_| None),
+        // The distribution's steps are carried out by its own part.
+        EcsAction::Copy { .. }
+        | EcsAction::UpdateCopy { .. }
+        | EcsAction::CancelCopy { .. }
+        | EcsAction::DeleteCopy { .. }
+        | EcsAction::Share { .. } => Ok(None),
     }
 }
 

@@ -1,0 +1,196 @@
+//! The distribution's parts of the engine: what ECS reports about the copies in other regions
+//! and the share permissions of each image (`observe`), and carrying out their steps (`act`:
+//! copy, update, cancel, delete, share).
+
+use super::Identity;
+use super::source::{describe_image, failure_from, update_image};
+use crate::api::image_import::{ImageImport, Phase, UID_TAG};
+use crate::controller::decision::{
+    self, CopyObserved, EcsAction, Failure, Lookup, Resource, ShareObserved, SourceObserved,
+};
+use crate::controller::poller::image_view;
+use crate::controller::port::EcsPort;
+use crate::ecs::api::{CopyImageRequest, Tag};
+use crate::ecs::{CredentialProvider, EcsError};
+
+/// The copies (each wanted or recorded region: by recorded ID, else by the UID tag) and the
+/// share permissions of the source and every copy ECS lists; nothing when the resource has no
+/// distribution, or its source is not available yet (and it is not being deleted).
+pub(crate) async fn observe<P: EcsPort>(
+    ecs: &P,
+    object: &ImageImport,
+    resource: &Resource<'_>,
+    identity: &Identity,
+    source: &SourceObserved,
+) -> (Vec<CopyObserved>, Vec<ShareObserved>) {
+    let status = resource.status;
+    let credentials = identity.credentials.as_ref();
+    let distributing = resource.deleting
+        || (status.phase == Some(Phase::Available) && !decision::settled(resource, &source.image));
+    if !decision::distribution_involved(resource) || !distributing || status.image_id.is_none() {
+        return (Vec::new(), Vec::new());
+    }
+    let mut regions: Vec<String> = resource
+        .spec
+        .distribution
+        .iter()
+        .flat_map(|d| d.regions.iter().map(|r| r.region_id.clone()))
+        .collect();
+    if resource.deleting {
+        regions.clear();
+    }
+    for copy in &status.copies {
+        if !regions.contains(&copy.region_id) {
+            regions.push(copy.region_id.clone());
+        }
+    }
+    let uid = object.metadata.uid.as_deref().unwrap_or_default();
+    let mut copies = Vec::new();
+    for region in regions {
+        let recorded = status
+            .copies
+            .iter()
+            .find(|c| c.region_id == region)
+            .and_then(|c| c.image_id.clone());
+        let image = match recorded {
+            Some(id) => describe_image(ecs, credentials, &region, &id)
+                .await
+                .unwrap_or_else(|e| Lookup::Failed(failure_from(&e))),
+            None => match ecs.image_tagged(credentials, &region, UID_TAG, uid).await {
+                Ok(found) => found.map_or(Lookup::Missing, |i| Lookup::Found(image_view(&i))),
+                Err(error) => Lookup::Failed(failure_from(&error)),
+            },
+        };
+        copies.push(CopyObserved {
+            region_id: region,
+            image,
+        });
+    }
+    let mut images: Vec<(String, String)> = Vec::new();
+    if let Some(source) = &status.image_id {
+        images.push((resource.spec.region_id.clone(), source.clone()));
+    }
+    for copy in &copies {
+        if let Lookup::Found(image) = &copy.image {
+            images.push((copy.region_id.clone(), image.id.clone()));
+        }
+    }
+    let mut shares = Vec::new();
+    for (region_id, image_id) in images {
+        let accounts = match ecs.shared_with(credentials, &region_id, &image_id).await {
+            Ok(Some(mut accounts)) => {
+                accounts.sort();
+                Lookup::Found(accounts)
+            }
+            Ok(None) => Lookup::Missing,
+            Err(error) => Lookup::Failed(failure_from(&error)),
+        };
+        shares.push(ShareObserved {
+            region_id,
+            image_id,
+            accounts,
+        });
+    }
+    (copies, shares)
+}
+
+/// What one distribution step brought back: the copy's ID for an accepted `CopyImage`.
+pub(crate) enum Done {
+    /// A copy ECS accepted: (region, ID).
+    Copied(String, String),
+    /// A step without an answer worth keeping.
+    Nothing,
+}
+
+/// Carries out one distribution step. A refused copy is its region's failure (returned as
+/// `Ok(Err(..))`), so that the other regions carry on; other failures stop the plan.
+pub(crate) async fn act<P: EcsPort>(
+    ecs: &P,
+    resource: &Resource<'_>,
+    step: &EcsAction,
+    credentials: &CredentialProvider,
+) -> Result<Result<Done, (String, Failure)>, EcsError> {
+    match step {
+        EcsAction::Copy { region_id } => {
+            let request = copy_request(resource, region_id);
+            Ok(match ecs.copy_image(credentials, &request).await {
+                Ok(image_id) => {
+                    tracing::info!(name = %resource.name, region = %region_id, copy = %image_id, "ECS accepted the copy");
+                    Ok(Done::Copied(region_id.clone(), image_id))
+                }
+                Err(error) => Err((region_id.clone(), failure_from(&error))),
+            })
+        }
+        EcsAction::UpdateCopy { region_id, update } => {
+            update_image(region_id, update, credentials, ecs).await?;
+            Ok(Ok(Done::Nothing))
+        }
+        EcsAction::CancelCopy {
+            region_id,
+            image_id,
+        } => {
+            ecs.cancel_copy(credentials, region_id, image_id).await?;
+            Ok(Ok(Done::Nothing))
+        }
+        EcsAction::DeleteCopy {
+            region_id,
+            image_id,
+        } => {
+            ecs.delete(credentials, region_id, image_id).await?;
+            Ok(Ok(Done::Nothing))
+        }
+        EcsAction::Share {
+            region_id,
+            image_id,
+            add,
+            remove,
+        } => {
+            ecs.share(credentials, region_id, image_id, add, remove)
+                .await?;
+            Ok(Ok(Done::Nothing))
+        }
+        EcsAction::Import
+        | EcsAction::UpdateImage(_)
+        | EcsAction::CancelTask { .. }
+        | EcsAction::DeleteImage { .. } => Ok(Ok(Done::Nothing)),
+    }
+}
+
+/// The `CopyImage` request of the copy in `region_id`: the source, the copy's name and
+/// description (the region's, else the source's), encryption, the resource's tags, and the
+/// copy's `ClientToken`.
+pub fn copy_request(resource: &Resource<'_>, region_id: &str) -> CopyImageRequest {
+    let spec = resource.spec;
+    let region = spec
+        .distribution
+        .iter()
+        .flat_map(|d| d.regions.iter())
+        .find(|r| r.region_id == region_id);
+    let started = resource
+        .status
+        .copies
+        .iter()
+        .find(|c| c.region_id == region_id)
+        .and_then(|c| c.start_time.as_ref())
+        .map(|t| t.0.to_string())
+        .unwrap_or_default();
+    CopyImageRequest {
+        region_id: spec.region_id.clone(),
+        image_id: resource.status.image_id.clone().unwrap_or_default(),
+        destination_region_id: region_id.to_string(),
+        destination_image_name: region
+            .and_then(|r| r.image_name.clone())
+            .or_else(|| spec.image_name.clone()),
+        destination_description: region
+            .and_then(|r| r.description.clone())
+            .or_else(|| spec.description.clone()),
+        encrypted: region.and_then(|r| r.encrypted).unwrap_or(false),
+        kms_key_id: region.and_then(|r| r.kms_key_id.clone()),
+        resource_group_id: spec.resource_group_id.clone(),
+        tags: decision::desired_tags(resource)
+            .into_iter()
+            .map(|(key, value)| Tag::new(key, value))
+            .collect(),
+        client_token: Some(decision::copy_token(resource.uid, region_id, &started)),
+    }
+}
