@@ -877,44 +877,33 @@ fn the_network_policy_egress_narrows_to_the_ecs_and_sts_endpoints() {
             .filter_map(|peer| peer["ipBlock"]["cidr"].as_str().map(String::from))
             .collect()
     };
+    let render_policy = |extra: &[&str]| {
+        let mut args = vec![
+            "--set",
+            "networkPolicy.enabled=true",
+            "--set",
+            "credentials.existingSecret=s",
+        ];
+        args.extend(extra);
+        parse_documents(&template(&[], &args).unwrap())
+    };
     // Defaults: https anywhere, which is what the public endpoints need.
-    let defaults = parse_documents(
-        &template(
-            &[],
-            &[
-                "--set",
-                "networkPolicy.enabled=true",
-                "--set",
-                "credentials.existingSecret=s",
-            ],
-        )
-        .unwrap(),
-    );
+    let defaults = render_policy(&[]);
     let policy = one(&defaults, "NetworkPolicy");
     assert_eq!(cidrs(policy), ["0.0.0.0/0"]);
 
-    let narrowed = parse_documents(
-        &template(
-            &[],
-            &[
-                "--set",
-                "networkPolicy.enabled=true",
-                "--set",
-                "credentials.existingSecret=s",
-                "--set",
-                "networkPolicy.apiServerCidrs={10.0.0.1/32}",
-                "--set",
-                "networkPolicy.ecsCidrs={192.0.2.10/32,192.0.2.11/32}",
-                "--set",
-                "networkPolicy.ecsPorts={443}",
-                "--set",
-                "networkPolicy.stsCidrs={198.51.100.7/32}",
-                "--set",
-                "networkPolicy.stsPorts={8443}",
-            ],
-        )
-        .unwrap(),
-    );
+    let narrowed = render_policy(&[
+        "--set",
+        "networkPolicy.apiServerCidrs={10.0.0.1/32}",
+        "--set",
+        "networkPolicy.ecsCidrs={192.0.2.10/32,192.0.2.11/32}",
+        "--set",
+        "networkPolicy.ecsPorts={443}",
+        "--set",
+        "networkPolicy.stsCidrs={198.51.100.7/32}",
+        "--set",
+        "networkPolicy.stsPorts={8443}",
+    ]);
     let policy = one(&narrowed, "NetworkPolicy");
     assert_eq!(
         policy["spec"]["egress"],

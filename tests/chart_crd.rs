@@ -9,7 +9,8 @@ mod chart_support;
 
 use chart_support::{
     CHART_CRD, FIELD_ADDED_SINCE, GENERATED_CRD, chart_dir, kind, name, of_kind, one,
-    parse_documents, previous_chart, repo, spec_properties, template, template_chart,
+    parse_documents, previous_chart, repo, spec_properties, sync_options, sync_wave, template,
+    template_chart,
 };
 use serde_json::Value;
 
@@ -119,33 +120,23 @@ fn the_crd_is_kept_on_uninstall_and_left_alone_by_argo_cd() {
     let crd = rendered_crd(&objects);
     let annotations = &crd["metadata"]["annotations"];
     assert_eq!(annotations["helm.sh/resource-policy"], "keep");
-    let options: Vec<&str> = annotations["argocd.argoproj.io/sync-options"]
-        .as_str()
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .collect();
+    let options = sync_options(crd);
     for wanted in ["Prune=false", "Delete=false"] {
         assert!(options.contains(&wanted), "sync-options {options:?}");
     }
 
     // Sync waves: the CRD strictly before every other object.
-    let wave = |object: &Value| -> i64 {
-        object["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]
-            .as_str()
-            .map_or(0, |w| w.parse().unwrap())
-    };
-    let crd_wave = wave(crd);
+    let crd_wave = sync_wave(crd);
     for object in objects
         .iter()
         .filter(|o| kind(o) != "CustomResourceDefinition")
     {
         assert!(
-            crd_wave < wave(object),
+            crd_wave < sync_wave(object),
             "{} {} syncs in wave {}, not after the CRD's {crd_wave}",
             kind(object),
             name(object),
-            wave(object)
+            sync_wave(object)
         );
     }
 }

@@ -257,26 +257,16 @@ fn deleting_the_argocd_application_deletes_neither_the_crd_nor_any_image() {
         .find(|o| kind(o) == "CustomResourceDefinition")
         .expect("the Application installs the CRD");
     let annotations = &crd["metadata"]["annotations"];
-    let options: Vec<&str> = annotations["argocd.argoproj.io/sync-options"]
-        .as_str()
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .collect();
+    let options = chart_support::sync_options(crd);
     assert!(options.contains(&"Prune=false"), "{options:?}");
     assert!(options.contains(&"Delete=false"), "{options:?}");
     assert_eq!(annotations["helm.sh/resource-policy"], "keep");
-    let wave = |o: &Value| -> i64 {
-        o["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]
-            .as_str()
-            .map_or(0, |w| w.parse().unwrap())
-    };
     for object in objects
         .iter()
         .filter(|o| kind(o) != "CustomResourceDefinition")
     {
         assert!(
-            wave(crd) < wave(object),
+            chart_support::sync_wave(crd) < chart_support::sync_wave(object),
             "{} {}",
             kind(object),
             name(object)

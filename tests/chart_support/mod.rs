@@ -90,19 +90,12 @@ pub const NAMESPACE: &str = "ecs-image-operator";
 /// `helm template` of the chart with these values files (paths relative to the repository) and
 /// extra arguments; Ok(YAML) or Err(helm's error).
 pub fn template(values_files: &[&str], extra: &[&str]) -> Result<String, String> {
-    let chart = chart_dir();
-    let mut args = vec![
-        "template",
-        RELEASE,
-        chart.to_str().unwrap_or_default(),
-        "--namespace",
-        NAMESPACE,
-    ];
+    let mut args = Vec::new();
     for file in values_files {
         args.extend(["--values", file]);
     }
     args.extend(extra);
-    run_helm(&args)
+    template_chart(&chart_dir(), &args)
 }
 
 /// The objects of a multi-document YAML stream (empty documents dropped).
@@ -231,4 +224,23 @@ pub fn template_chart(chart: &Path, extra: &[&str]) -> Result<String, String> {
     ];
     args.extend(extra);
     run_helm(&args)
+}
+
+/// The Argo CD sync options an object's annotation names (`argocd.argoproj.io/sync-options`).
+pub fn sync_options(object: &Value) -> Vec<&str> {
+    object["metadata"]["annotations"]["argocd.argoproj.io/sync-options"]
+        .as_str()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .collect()
+}
+
+/// The Argo CD sync wave of an object (0 without the annotation).
+pub fn sync_wave(object: &Value) -> i64 {
+    object["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]
+        .as_str()
+        .map_or(0, |w| {
+            w.parse().unwrap_or_else(|e| panic!("sync-wave {w:?}: {e}"))
+        })
 }
