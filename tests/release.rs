@@ -416,14 +416,18 @@ fn the_charts_security_context_is_what_the_dockerfile_sets() {
 }
 
 /// Runs `program args` as `uid:gid` with every mount read-only (a private mount namespace whose
-/// mounts are all remounted `ro`), no capabilities (bounding set and inheritable emptied), no new
+/// mounts are all remounted `ro`, or detached where a pseudo file system refuses that), no capabilities (bounding set and inheritable emptied), no new
 /// privileges, an empty environment but HOME and PATH, in `/`. Needs root (or passwordless sudo).
 fn sandboxed(uid: u32, gid: u32, program: &Path, args: &[&str]) -> std::process::Output {
     const SANDBOX: &str = r#"
 set -eu
 mount --make-rprivate /
 for mp in $(awk '{print $5}' /proc/self/mountinfo | sort -u); do
-  mount -o remount,bind,ro "$mp" || { echo "sandbox: cannot make $mp read-only" >&2; exit 97; }
+  # Gone already: detached with a parent below.
+  awk -v m="$mp" '$5 == m { found = 1 } END { exit !found }' /proc/self/mountinfo || continue
+  # Read-only, or, where the kernel refuses that (some pseudo file systems), not there at all.
+  mount -o remount,bind,ro "$mp" 2>/dev/null || umount -l "$mp" ||
+    { echo "sandbox: cannot make $mp read-only or detach it" >&2; exit 97; }
 done
 uid="$1"; gid="$2"; shift 2
 exec setpriv --reuid="$uid" --regid="$gid" --clear-groups --inh-caps=-all --bounding-set=-all \
