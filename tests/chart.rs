@@ -24,17 +24,17 @@ fn render_ci(file: &str) -> Vec<Value> {
     render(&format!("charts/ecs-image-operator/ci/{file}"))
 }
 
-/// Pod templates of every workload.
+/// Pod specs of every workload's template and of every bare Pod (the `helm test` hook).
 fn pod_specs(objects: &[Value]) -> Vec<(&str, &Value)> {
     objects
         .iter()
-        .filter(|o| {
-            matches!(
-                kind(o),
-                "Deployment" | "StatefulSet" | "DaemonSet" | "Job" | "ReplicaSet"
-            )
+        .filter_map(|o| match kind(o) {
+            "Deployment" | "StatefulSet" | "DaemonSet" | "Job" | "ReplicaSet" => {
+                Some((name(o), &o["spec"]["template"]["spec"]))
+            }
+            "Pod" => Some((name(o), &o["spec"])),
+            _ => None,
         })
-        .map(|o| (name(o), &o["spec"]["template"]["spec"]))
         .collect()
 }
 
@@ -96,7 +96,10 @@ fn every_values_file_renders_at_least_the_deployment_and_its_rbac() {
         let roles = of_kind(&objects, "ClusterRole").len() + of_kind(&objects, "Role").len();
         assert!(roles >= 1, "{file}: no RBAC rendered");
         for object in &objects {
-            let cluster_scoped = matches!(kind(object), "ClusterRole" | "ClusterRoleBinding");
+            let cluster_scoped = matches!(
+                kind(object),
+                "ClusterRole" | "ClusterRoleBinding" | "CustomResourceDefinition"
+            );
             let namespace = object["metadata"]["namespace"].as_str();
             if cluster_scoped {
                 assert_eq!(namespace, None, "{file}: {} {}", kind(object), name(object));
@@ -761,25 +764,226 @@ fn the_schema_and_the_templates_refuse_bad_values() {
 }
 
 #[test]
-fn the_chart_crd_is_identical_to_the_generated_one() {
-    let generated =
-        std::fs::read(repo().join("crds/imageimports.ecs.image-import.dev.yaml")).unwrap();
-    let in_chart =
-        std::fs::read(chart_dir().join("crds/imageimports.ecs.image-import.dev.yaml")).unwrap();
-    assert!(
-        generated == in_chart,
-        "charts/ecs-image-operator/crds/ drifted: run \
-         `cp crds/imageimports.ecs.image-import.dev.yaml charts/ecs-image-operator/crds/`"
-    );
-    let listed: Vec<_> = std::fs::read_dir(chart_dir().join("crds"))
+fn an_umbrella_chart_can_depend_on_this_one_and_pass_global_values() {
+    let chart_yaml = std::fs::read_to_string(chart_dir().join("Chart.yaml")).unwrap();
+    let version = chart_yaml
+        .lines()
+        .find_map(|l| l.strip_prefix("version: "))
         .unwrap()
-        .collect();
-    assert_eq!(
-        listed.len(),
-        1,
-        "the chart's crds/ holds only the ImageImport CRD"
+        .trim();
+    let dir = tempfile::tempdir().unwrap();
+    let umbrella = dir.path().join("platform");
+    std::fs::create_dir_all(&umbrella).unwrap();
+    std::fs::write(
+        umbrella.join("Chart.yaml"),
+        format!(
+            "apiVersion: v2\nname: platform\nversion: 1.0.0\ndependencies:\n  - name: ecs-image-operator\n    \
+             version: {version}\n    repository: file://{}\n",
+            chart_dir().display()
+        ),
+    )
+    .unwrap();
+    // Helm hands `global` to every subchart, whether or not the umbrella sets it.
+    std::fs::write(
+        umbrella.join("values.yaml"),
+        "global:\n  imageRegistry: registry.example.com\necs-image-operator:\n  replicas: 2\n",
+    )
+    .unwrap();
+    let umbrella_path = umbrella.to_str().unwrap();
+    run_helm(&["dependency", "build", umbrella_path])
+        .unwrap_or_else(|error| panic!("helm dependency build: {error}"));
+    let render = |extra: &[&str]| {
+        let mut args = vec![
+            "template",
+            "platform",
+            umbrella_path,
+            "--namespace",
+            NAMESPACE,
+        ];
+        args.extend(extra);
+        run_helm(&args)
+    };
+    let objects = parse_documents(
+        &render(&[]).unwrap_or_else(|error| panic!("the umbrella chart does not render: {error}")),
     );
-    let rendered = parse_documents(&template(&[], &["--include-crds"]).unwrap());
-    let crd = one(&rendered, "CustomResourceDefinition");
-    assert_eq!(name(crd), "imageimports.ecs.image-import.dev");
+    let deployment = one(&objects, "Deployment");
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    assert_eq!(name(deployment), "platform-ecs-image-operator");
+    assert_eq!(of_kind(&objects, "CustomResourceDefinition").len(), 1);
+
+    // The subchart's schema still checks its own values inside the umbrella.
+    let error = render(&["--set-string", "ecs-image-operator.replicas=two"]).unwrap_err();
+    assert!(error.contains("replicas"), "{error}");
+}
+
+#[test]
+fn more_than_one_replica_is_spread_over_nodes() {
+    let single = parse_documents(&template(&[], &[]).unwrap());
+    let pod = &one(&single, "Deployment")["spec"]["template"];
+    assert!(
+        pod["spec"]["topologySpreadConstraints"].is_null(),
+        "one replica needs no spread"
+    );
+
+    let two = parse_documents(&template(&[], &["--set", "replicas=2"]).unwrap());
+    let pod = &one(&two, "Deployment")["spec"]["template"];
+    let constraints = pod["spec"]["topologySpreadConstraints"].as_array().unwrap();
+    assert_eq!(constraints.len(), 1, "{constraints:?}");
+    let spread = &constraints[0];
+    assert_eq!(spread["topologyKey"], "kubernetes.io/hostname");
+    assert_eq!(spread["maxSkew"], 1);
+    assert_eq!(spread["whenUnsatisfiable"], "ScheduleAnyway");
+    let selector = spread["labelSelector"]["matchLabels"].as_object().unwrap();
+    assert!(!selector.is_empty());
+    for (key, value) in selector {
+        assert_eq!(
+            &pod["metadata"]["labels"][key], value,
+            "the spread's selector does not select the operator's pods ({key})"
+        );
+    }
+    assert_eq!(spread["matchLabelKeys"], json!(["pod-template-hash"]));
+
+    // Your own constraints replace the chart's.
+    let own = parse_documents(
+        &template(
+            &[],
+            &[
+                "--set",
+                "replicas=3",
+                "--set",
+                "topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone",
+                "--set",
+                "topologySpreadConstraints[0].maxSkew=2",
+                "--set",
+                "topologySpreadConstraints[0].whenUnsatisfiable=DoNotSchedule",
+            ],
+        )
+        .unwrap(),
+    );
+    assert_eq!(
+        one(&own, "Deployment")["spec"]["template"]["spec"]["topologySpreadConstraints"],
+        json!([{"topologyKey": "topology.kubernetes.io/zone", "maxSkew": 2, "whenUnsatisfiable": "DoNotSchedule"}])
+    );
+}
+
+#[test]
+fn the_network_policy_egress_narrows_to_the_ecs_and_sts_endpoints() {
+    let cidrs = |policy: &Value| -> Vec<String> {
+        policy["spec"]["egress"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|rule| rule["to"].as_array().into_iter().flatten())
+            .filter_map(|peer| peer["ipBlock"]["cidr"].as_str().map(String::from))
+            .collect()
+    };
+    let render_policy = |extra: &[&str]| {
+        let mut args = vec![
+            "--set",
+            "networkPolicy.enabled=true",
+            "--set",
+            "credentials.existingSecret=s",
+        ];
+        args.extend(extra);
+        parse_documents(&template(&[], &args).unwrap())
+    };
+    // Defaults: https anywhere, which is what the public endpoints need.
+    let defaults = render_policy(&[]);
+    let policy = one(&defaults, "NetworkPolicy");
+    assert_eq!(cidrs(policy), ["0.0.0.0/0"]);
+
+    let narrowed = render_policy(&[
+        "--set",
+        "networkPolicy.apiServerCidrs={10.0.0.1/32}",
+        "--set",
+        "networkPolicy.ecsCidrs={192.0.2.10/32,192.0.2.11/32}",
+        "--set",
+        "networkPolicy.ecsPorts={443}",
+        "--set",
+        "networkPolicy.stsCidrs={198.51.100.7/32}",
+        "--set",
+        "networkPolicy.stsPorts={8443}",
+    ]);
+    let policy = one(&narrowed, "NetworkPolicy");
+    assert_eq!(
+        policy["spec"]["egress"],
+        json!([
+            {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
+            {"ports": [{"port": 443, "protocol": "TCP"}, {"port": 6443, "protocol": "TCP"}],
+             "to": [{"ipBlock": {"cidr": "10.0.0.1/32"}}]},
+            {"ports": [{"port": 443, "protocol": "TCP"}],
+             "to": [{"ipBlock": {"cidr": "192.0.2.10/32"}}, {"ipBlock": {"cidr": "192.0.2.11/32"}}]},
+            {"ports": [{"port": 8443, "protocol": "TCP"}],
+             "to": [{"ipBlock": {"cidr": "198.51.100.7/32"}}]},
+        ]),
+        "egress: DNS, the API server, ECS, STS, and nothing else"
+    );
+    assert!(!cidrs(policy).contains(&"0.0.0.0/0".to_string()));
+
+    // Every networkPolicy value is documented in the chart's README.
+    let values = std::fs::read_to_string(chart_dir().join("values.yaml")).unwrap();
+    let readme = std::fs::read_to_string(chart_dir().join("README.md")).unwrap();
+    let section = values.split("\nnetworkPolicy:\n").nth(1).unwrap();
+    let keys: Vec<&str> = section
+        .lines()
+        .take_while(|l| l.is_empty() || l.starts_with(' '))
+        .filter_map(|l| l.strip_prefix("  ")?.split(':').next())
+        .filter(|k| !k.starts_with('#') && !k.starts_with(' '))
+        .collect();
+    assert!(keys.len() >= 8, "{keys:?}");
+    for key in keys {
+        assert!(
+            readme.contains(&format!("networkPolicy.{key}")),
+            "the chart README does not document networkPolicy.{key}"
+        );
+    }
+}
+
+#[test]
+fn helm_test_asks_the_operators_service_for_readyz() {
+    let objects = parse_documents(&template(&[], &[]).unwrap());
+    let pods = of_kind(&objects, "Pod");
+    assert_eq!(pods.len(), 1, "one helm test Pod");
+    let pod = pods[0];
+    assert_eq!(pod["metadata"]["annotations"]["helm.sh/hook"], "test");
+    assert_eq!(pod["spec"]["restartPolicy"], "Never");
+    let service = one(&objects, "Service");
+    let url = format!(
+        "http://{}.{}.svc:{}/readyz",
+        name(service),
+        service["metadata"]["namespace"].as_str().unwrap(),
+        service["spec"]["ports"][0]["port"]
+    );
+    let command = &pod["spec"]["containers"][0]["command"];
+    assert_eq!(command[0], "wget");
+    assert_eq!(
+        command.as_array().unwrap().last().unwrap(),
+        &json!(url),
+        "{command}"
+    );
+    assert_eq!(
+        service["spec"]["ports"][0]["targetPort"], "http",
+        "the Service reaches the container port that serves /readyz"
+    );
+    // `helm template --skip-tests` (the plain manifests, Argo CD's skipTests) leaves it out.
+    let skipped = parse_documents(&template(&[], &["--skip-tests"]).unwrap());
+    assert!(of_kind(&skipped, "Pod").is_empty());
+
+    for off in ["helmTest.enabled=false", "metrics.service.enabled=false"] {
+        let objects = parse_documents(&template(&[], &["--set", off]).unwrap());
+        assert!(of_kind(&objects, "Pod").is_empty(), "{off}: no test Pod");
+    }
+
+    // A NetworkPolicy that only admits some peers to port 8080 admits the test Pod too.
+    let objects = render_ci("full-values.yaml");
+    let pod_labels = &one(&objects, "Pod")["metadata"]["labels"];
+    let from = one(&objects, "NetworkPolicy")["spec"]["ingress"][0]["from"]
+        .as_array()
+        .unwrap();
+    let admitted = from.iter().any(|peer| {
+        peer["podSelector"]["matchLabels"]
+            .as_object()
+            .is_some_and(|labels| labels.iter().all(|(k, v)| &pod_labels[k] == v))
+    });
+    assert!(admitted, "the test Pod cannot reach port 8080: {from:?}");
 }

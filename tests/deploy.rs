@@ -20,7 +20,7 @@ fn manifests_header() -> String {
     format!(
         "# Generated from charts/ecs-image-operator with default values; do not edit: a test fails when\n\
          # this file drifts from the chart. Regenerate with `{REGENERATE}=1 cargo test --test deploy`.\n\
-         # The same as: helm template {RELEASE} charts/ecs-image-operator --namespace {NAMESPACE} --include-crds\n\
+         # The same as: helm template {RELEASE} charts/ecs-image-operator --namespace {NAMESPACE} --skip-tests\n\
          # Install: kubectl apply --server-side -f {MANIFESTS}\n\
          ---\n\
          apiVersion: v1\n\
@@ -34,7 +34,8 @@ fn manifests_header() -> String {
 
 #[test]
 fn the_plain_manifests_match_the_chart_with_default_values() {
-    let rendered = template(&[], &["--include-crds"]).unwrap_or_else(|error| panic!("{error}"));
+    // Without the `helm test` Pod: kubectl apply would run it once, as an ordinary Pod.
+    let rendered = template(&[], &["--skip-tests"]).unwrap_or_else(|error| panic!("{error}"));
     let expected = format!("{}{rendered}", manifests_header());
     let path = repo().join(MANIFESTS);
     if std::env::var_os(REGENERATE).is_some() {
@@ -212,4 +213,77 @@ fn the_argocd_application_installs_this_chart_with_valid_values() {
             .iter()
             .any(|o| kind(o) == "Deployment")
     );
+}
+
+#[test]
+fn deleting_the_argocd_application_deletes_neither_the_crd_nor_any_image() {
+    let app = read_yaml("deploy/argocd/application.yaml");
+    // Without Argo CD's resources finalizer, deleting the Application orphans what it installed.
+    let finalizers: Vec<&str> = app["metadata"]["finalizers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        !finalizers
+            .iter()
+            .any(|f| f.starts_with("resources-finalizer.argocd.argoproj.io")),
+        "the Application cascade-deletes: {finalizers:?}"
+    );
+    let source = &app["spec"]["source"];
+    assert_eq!(
+        source["helm"]["skipTests"], true,
+        "the helm test Pod on every sync"
+    );
+    let automated = &app["spec"]["syncPolicy"]["automated"];
+    assert_ne!(
+        automated["allowEmpty"], true,
+        "an empty rendering would prune everything"
+    );
+
+    // What Argo CD renders (helm template with the Application's values, tests skipped): a CRD
+    // it never prunes, never deletes, and syncs before the rest.
+    let dir = tempfile::tempdir().unwrap();
+    let values = dir.path().join("values.json");
+    std::fs::write(&values, source["helm"]["valuesObject"].to_string()).unwrap();
+    let rendered = template(&[values.to_str().unwrap()], &["--skip-tests"]).unwrap();
+    let objects = parse_documents(&rendered);
+    assert!(
+        objects.iter().all(|o| kind(o) != "Pod"),
+        "the helm test Pod is rendered"
+    );
+    let crd = objects
+        .iter()
+        .find(|o| kind(o) == "CustomResourceDefinition")
+        .expect("the Application installs the CRD");
+    let annotations = &crd["metadata"]["annotations"];
+    let options = chart_support::sync_options(crd);
+    assert!(options.contains(&"Prune=false"), "{options:?}");
+    assert!(options.contains(&"Delete=false"), "{options:?}");
+    assert_eq!(annotations["helm.sh/resource-policy"], "keep");
+    for object in objects
+        .iter()
+        .filter(|o| kind(o) != "CustomResourceDefinition")
+    {
+        assert!(
+            chart_support::sync_wave(crd) < chart_support::sync_wave(object),
+            "{} {}",
+            kind(object),
+            name(object)
+        );
+    }
+
+    // The file documents the waves and why it does not cascade.
+    let text = std::fs::read_to_string(repo().join("deploy/argocd/application.yaml")).unwrap();
+    for needle in [
+        "sync-wave",
+        "wave -1",
+        "resources-finalizer.argocd.argoproj.io",
+    ] {
+        assert!(
+            text.contains(needle),
+            "application.yaml does not explain {needle:?}"
+        );
+    }
 }

@@ -90,19 +90,12 @@ pub const NAMESPACE: &str = "ecs-image-operator";
 /// `helm template` of the chart with these values files (paths relative to the repository) and
 /// extra arguments; Ok(YAML) or Err(helm's error).
 pub fn template(values_files: &[&str], extra: &[&str]) -> Result<String, String> {
-    let chart = chart_dir();
-    let mut args = vec![
-        "template",
-        RELEASE,
-        chart.to_str().unwrap_or_default(),
-        "--namespace",
-        NAMESPACE,
-    ];
+    let mut args = Vec::new();
     for file in values_files {
         args.extend(["--values", file]);
     }
     args.extend(extra);
-    run_helm(&args)
+    template_chart(&chart_dir(), &args)
 }
 
 /// The objects of a multi-document YAML stream (empty documents dropped).
@@ -154,4 +147,100 @@ pub fn one<'a>(objects: &'a [Value], wanted: &str) -> &'a Value {
         found.len()
     );
     found[0]
+}
+
+/// The generated CRD, relative to the repository (`cargo run -q -- crd` writes it).
+pub const GENERATED_CRD: &str = "crds/imageimports.ecs.image-import.dev.yaml";
+/// The chart's verbatim copy of it, relative to the chart: `templates/crd.yaml` renders it.
+pub const CHART_CRD: &str = "files/crds/imageimports.ecs.image-import.dev.yaml";
+
+/// Copies the chart's folder to `dest` (created), file by file.
+pub fn copy_chart(dest: &Path) {
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("{}: {e}", to.display()));
+        let entries = std::fs::read_dir(from).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+        for entry in entries {
+            let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
+            let target = to.join(path.file_name().unwrap_or_default());
+            if path.is_dir() {
+                copy_dir(&path, &target);
+            } else {
+                std::fs::copy(&path, &target).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            }
+        }
+    }
+    copy_dir(&chart_dir(), dest);
+}
+
+/// The ImageImport spec field the "previous" chart's CRD lacks.
+pub const FIELD_ADDED_SINCE: &str = "description";
+
+/// A "previous release" of the chart in `dest`: this chart with version 0.0.1 and a CRD whose
+/// ImageImport spec lacks [`FIELD_ADDED_SINCE`], as if a release had added that field since.
+pub fn previous_chart(dest: &Path) {
+    copy_chart(dest);
+    let chart_yaml = dest.join("Chart.yaml");
+    let text = std::fs::read_to_string(&chart_yaml).unwrap_or_else(|e| panic!("{e}"));
+    let version_line = text
+        .lines()
+        .find(|l| l.starts_with("version:"))
+        .unwrap_or_else(|| panic!("Chart.yaml has no version line"))
+        .to_string();
+    std::fs::write(&chart_yaml, text.replace(&version_line, "version: 0.0.1"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let crd_path = dest.join(CHART_CRD);
+    let text = std::fs::read_to_string(&crd_path).unwrap_or_else(|e| panic!("{e}"));
+    let mut crd: Value = serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    let removed = spec_properties_mut(&mut crd).remove(FIELD_ADDED_SINCE);
+    assert!(
+        removed.is_some(),
+        "the CRD has no spec.{FIELD_ADDED_SINCE} to remove"
+    );
+    // JSON is YAML: the template's fromYaml reads it alike.
+    std::fs::write(&crd_path, crd.to_string()).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// The properties of the ImageImport spec in a CRD object (its first version).
+pub fn spec_properties(crd: &Value) -> &serde_json::Map<String, Value> {
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no spec properties in the CRD"))
+}
+
+fn spec_properties_mut(crd: &mut Value) -> &mut serde_json::Map<String, Value> {
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        .as_object_mut()
+        .unwrap_or_else(|| panic!("no spec properties in the CRD"))
+}
+
+/// `helm template` of the chart in `chart` (any folder) for the usual release; Ok(YAML) or Err.
+pub fn template_chart(chart: &Path, extra: &[&str]) -> Result<String, String> {
+    let mut args = vec![
+        "template",
+        RELEASE,
+        chart.to_str().unwrap_or_default(),
+        "--namespace",
+        NAMESPACE,
+    ];
+    args.extend(extra);
+    run_helm(&args)
+}
+
+/// The Argo CD sync options an object's annotation names (`argocd.argoproj.io/sync-options`).
+pub fn sync_options(object: &Value) -> Vec<&str> {
+    object["metadata"]["annotations"]["argocd.argoproj.io/sync-options"]
+        .as_str()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .collect()
+}
+
+/// The Argo CD sync wave of an object (0 without the annotation).
+pub fn sync_wave(object: &Value) -> i64 {
+    object["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]
+        .as_str()
+        .map_or(0, |w| {
+            w.parse().unwrap_or_else(|e| panic!("sync-wave {w:?}: {e}"))
+        })
 }

@@ -26,6 +26,13 @@ app.kubernetes.io/name: {{ include "ecs-image-operator.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
+{{/* Labels of the `helm test` Pod, which the NetworkPolicy lets reach port 8080. */}}
+{{- define "ecs-image-operator.testSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "ecs-image-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: helm-test
+{{- end }}
+
 {{- define "ecs-image-operator.labels" -}}
 helm.sh/chart: {{ include "ecs-image-operator.chart" . }}
 {{ include "ecs-image-operator.selectorLabels" . }}
