@@ -303,6 +303,18 @@ pub enum EcsAction {
 }
 
 impl EcsAction {
+    /// Whether the step is the source image's own (import, update, cancel its task, delete it),
+    /// rather than the distribution's.
+    pub fn is_source(&self) -> bool {
+        matches!(
+            self,
+            Self::Import
+                | Self::UpdateImage(_)
+                | Self::CancelTask { .. }
+                | Self::DeleteImage { .. }
+        )
+    }
+
     /// The ECS action behind it, as people know it (named in `WaitingForECS`).
     pub fn name(&self) -> &'static str {
         match self {

@@ -175,10 +175,15 @@ async fn act<S: Shell>(
     let mut wrote = false;
     let credentials = &identity.credentials;
     for step in &plan.steps {
+        // Each kind of external object carries out its own steps.
         let work = async {
-            let imported = source::act(shell.port(), &acting, step, credentials).await?;
-            let done = distribution::act(shell.port(), &acting, step, credentials).await?;
-            Ok::<_, crate::ecs::EcsError>((imported, done))
+            if step.is_source() {
+                let imported = source::act(shell.port(), &acting, step, credentials).await?;
+                Ok::<_, crate::ecs::EcsError>((imported, Ok(distribution::Done::Nothing)))
+            } else {
+                let done = distribution::act(shell.port(), &acting, step, credentials).await?;
+                Ok((None, done))
+            }
         };
         let (done, slow) = shell
             .patiently(object, &plan.status, step.name(), work)
