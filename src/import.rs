@@ -15,9 +15,9 @@ use clap::Args;
 
 use crate::api::conditions::{self, types};
 use crate::api::image_import::{ImageImport, ImageImportStatus, Phase};
-use crate::controller::decision::{ImageView, Lookup, Plan, Timing};
+use crate::controller::decision::{CopyObserved, Lookup, Plan, Timing};
 use crate::controller::engine::source::describe_image;
-use crate::controller::engine::{self, Blocked, Identity, Shell, failure_from};
+use crate::controller::engine::{self, Blocked, Identity, Latest, Shell, failure_from};
 use crate::controller::port::EcsPort;
 use crate::ecs::client::random_hex;
 use crate::ecs::{CredentialProvider, Credentials, EcsClient, EcsError};
@@ -324,14 +324,35 @@ impl<P: EcsPort> Shell for OneShot<'_, P> {
         object: &ImageImport,
         identity: &Identity,
         status: &ImageImportStatus,
-    ) -> Lookup<ImageView> {
-        let Some(image_id) = &status.image_id else {
-            return Lookup::NotAsked;
+    ) -> Latest {
+        let credentials = &identity.credentials;
+        let look = |region: String, image_id: String| async move {
+            describe_image(self.ecs, credentials, &region, &image_id)
+                .await
+                .unwrap_or_else(|error| Lookup::Failed(failure_from(&error)))
         };
-        let region = &object.spec.region_id;
-        describe_image(self.ecs, &identity.credentials, region, image_id)
-            .await
-            .unwrap_or_else(|error| Lookup::Failed(failure_from(&error)))
+        let source = match &status.image_id {
+            Some(image_id) => look(object.spec.region_id.clone(), image_id.clone()).await,
+            None => Lookup::NotAsked,
+        };
+        let wanted = |region: &str| {
+            object
+                .spec
+                .distribution
+                .iter()
+                .flat_map(|d| d.regions.iter())
+                .any(|r| r.region_id == region)
+        };
+        let mut copies = Vec::new();
+        for copy in status.copies.iter().filter(|c| wanted(&c.region_id)) {
+            if let Some(image_id) = &copy.image_id {
+                copies.push(CopyObserved {
+                    region_id: copy.region_id.clone(),
+                    image: look(copy.region_id.clone(), image_id.clone()).await,
+                });
+            }
+        }
+        Latest { source, copies }
     }
 
     async fn patiently<T: Send>(

@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ecs_image_operator::api::conditions::{self, types};
+use ecs_image_operator::api::distribution::{Distribution, RegionCopy};
 use ecs_image_operator::api::{ImageImport, ImageImportStatus, Phase};
 use ecs_image_operator::controller::decision::{
-    self, EcsAction, Failure, Finalize, ImageView, Lookup, Observed, Outcome, Plan, Resource,
-    SourceObserved, TaskView, Timing,
+    self, COPY_MISSING, CopyObserved, EcsAction, Failure, Finalize, ImageView, Lookup, Observed,
+    Outcome, Plan, Resource, SourceObserved, TaskView, Timing,
 };
 use ecs_image_operator::ecs::ErrorClass;
 use ecs_image_operator::ecs::api::{ImageStatus, TaskStatus};
@@ -1375,4 +1376,146 @@ fn an_accepted_import_is_concluded_with_its_ids_and_a_failed_one_on_the_planned_
         plan.status.observed_generation
     );
     assert!(stalled.failed);
+}
+
+// Distribution: copies are followed by the poller, and a copy gone from its region is believed
+// only after the settle time.
+
+/// A resource whose available image is to be copied to Shanghai, with the copy accepted by ECS
+/// at `now()` as `m-c1`.
+fn copying() -> Fixture {
+    let mut fixture = Fixture::new().with_status(available_status());
+    fixture.object.spec.distribution = Some(Distribution {
+        regions: vec![RegionCopy {
+            region_id: "cn-shanghai".into(),
+            ..RegionCopy::default()
+        }],
+        share_with: Vec::new(),
+    });
+    // Adding the distribution is a spec change.
+    fixture.object.metadata.generation = fixture.object.metadata.generation.map(|g| g + 1);
+    let source = SourceObserved {
+        image: Lookup::Found(image("m-1", "Available", Some(100))),
+        task: Lookup::NotAsked,
+    };
+    let nothing_there = Observed {
+        copies: vec![copy_seen(Lookup::Missing)],
+        ..observed(source)
+    };
+    let plan = fixture.decide(&nothing_there, now());
+    assert_eq!(
+        plan.steps,
+        [EcsAction::Copy {
+            region_id: "cn-shanghai".into()
+        }]
+    );
+    let outcome = Outcome {
+        copied: vec![("cn-shanghai".into(), "m-c1".into())],
+        ..Outcome::default()
+    };
+    let timing = Timing::default();
+    let concluded = decision::conclude(&fixture.resource(), &plan, &outcome, 0, &timing, now());
+    fixture.status = concluded.status;
+    fixture
+}
+
+fn copy_seen(image: Lookup<ImageView>) -> CopyObserved {
+    CopyObserved {
+        region_id: "cn-shanghai".into(),
+        image,
+    }
+}
+
+fn observed_copy(image: Lookup<ImageView>) -> Observed {
+    Observed {
+        copies: vec![copy_seen(image)],
+        ..observed(SourceObserved {
+            image: Lookup::Found(self::image("m-1", "Available", Some(100))),
+            task: Lookup::NotAsked,
+        })
+    }
+}
+
+#[test]
+fn a_running_copy_waits_for_the_poller_instead_of_being_looked_at_again_soon() {
+    let fixture = copying();
+    let copy = &fixture.status.copies[0];
+    assert_eq!(
+        (copy.image_id.as_deref(), copy.phase),
+        (Some("m-c1"), Some(Phase::Importing))
+    );
+    let plan = fixture.decide(&observed_copy(Lookup::NotAsked), later(1));
+    assert_eq!(plan.steps, []);
+    assert_eq!(
+        plan.requeue,
+        Some(Timing::default().watchdog),
+        "the poller wakes the resource; the watchdog only guards against a stall"
+    );
+    assert_eq!(plan.status.copies[0].phase, Some(Phase::Importing));
+    let (reconciling, reason) = condition(&plan.status, types::RECONCILING);
+    assert_eq!(
+        (reconciling.as_str(), reason.as_str()),
+        ("True", "Distributing")
+    );
+    assert!(
+        decision::source_settled(&fixture.resource(), &Lookup::NotAsked),
+        "the source needs no look-up of its own while only its copies run"
+    );
+}
+
+#[test]
+fn a_copy_gone_from_its_region_is_believed_after_the_settle_time_and_made_again() {
+    let fixture = copying();
+    let settle = Timing::default().settle_time.as_secs() as i64;
+    let early = fixture.decide(&observed_copy(Lookup::Missing), later(settle / 2));
+    assert_eq!(
+        early.steps,
+        [],
+        "not found right after CopyImage may be lag"
+    );
+    assert_eq!(early.status.copies[0].image_id.as_deref(), Some("m-c1"));
+
+    let late = fixture.decide(&observed_copy(Lookup::Missing), later(settle + 1));
+    assert_eq!(
+        late.steps,
+        [EcsAction::Copy {
+            region_id: "cn-shanghai".into()
+        }]
+    );
+    let copy = &late.status.copies[0];
+    assert_eq!(
+        (copy.image_id.as_deref(), copy.phase),
+        (None, Some(Phase::Pending))
+    );
+    let event = late.events.iter().find(|e| e.reason == COPY_MISSING);
+    assert!(
+        event.is_some_and(|e| e.warning && e.message.contains("m-c1")),
+        "{:?}",
+        late.events
+    );
+}
+
+#[test]
+fn a_copy_renamed_or_gone_unsettles_a_ready_resource() {
+    let fixture = copying();
+    let resource = fixture.resource();
+    let mut renamed = image("m-c1", "Available", Some(100));
+    renamed.name = "renamed-by-hand".into();
+    let same = image("m-c1", "Available", Some(100));
+    assert!(decision::copies_settled(
+        &resource,
+        &[copy_seen(Lookup::NotAsked)]
+    ));
+    assert!(decision::copies_settled(
+        &resource,
+        &[copy_seen(Lookup::Found(same))]
+    ));
+    assert!(!decision::copies_settled(
+        &resource,
+        &[copy_seen(Lookup::Found(renamed))]
+    ));
+    assert!(!decision::copies_settled(
+        &resource,
+        &[copy_seen(Lookup::Missing)]
+    ));
 }

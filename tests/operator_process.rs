@@ -1,5 +1,6 @@
-//! The operator as a process: killed with SIGKILL between ECS accepting `ImportImage` and the
-//! status write that records the IDs, then started again (still exactly one image); two replicas
+//! The operator as a process: killed with SIGKILL between ECS accepting `ImportImage` (or
+//! `CopyImage`) and the status write that records the IDs, then started again (still exactly one
+//! image, one copy); two replicas
 //! with leader election (only the leader calls ECS; the other takes over when it dies); SIGTERM
 //! (a clean exit that releases the Lease); `/metrics` and `/readyz`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails loudly by design
@@ -11,8 +12,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use ecs_image_operator::api::ImageImport;
 use ecs_image_operator::api::image_import::Phase;
-use ecs_image_operator::emulator::faults::FaultSettings;
+use ecs_image_operator::emulator::faults::{FaultSettings, FaultSpec};
 use kube::ResourceExt;
 use kube_double::{FaultAction, FaultRule};
 use operator_support::process::OperatorProcess;
@@ -123,6 +125,97 @@ async fn a_kill_between_import_and_status_write_never_makes_a_second_image() {
         tokens.len(),
         1,
         "every attempt carried the same ClientToken"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_between_copy_and_status_write_never_makes_a_second_copy() {
+    let rig = Rig::start(600.0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    rig.kube.write_kubeconfig(&kubeconfig).unwrap();
+    let yaml = format!(
+        "{}  distribution:\n    regions:\n      - regionId: cn-shanghai\n",
+        minimal("copied")
+    );
+    let uid = rig.create(&yaml).await.uid().unwrap();
+
+    // ECS answers CopyImage slowly; once the operator has recorded the copy as Pending (it
+    // always does before copying), status writes hang: it gets ECS's answer but cannot record
+    // the copy's ID before it is killed.
+    rig.emulator.set_faults(FaultSettings {
+        actions: [(
+            "CopyImage".to_string(),
+            FaultSpec {
+                latency_ms: 1_500,
+                ..Default::default()
+            },
+        )]
+        .into(),
+        ..Default::default()
+    });
+    let mut first = spawn_operator(&rig, &kubeconfig);
+    let shanghai = |o: &ImageImport| {
+        o.status
+            .as_ref()
+            .and_then(|s| s.copies.iter().find(|c| c.region_id == "cn-shanghai"))
+            .cloned()
+    };
+    rig.wait_for("copied", "the copy recorded as Pending", |o| {
+        shanghai(o).is_some_and(|c| c.phase == Some(Phase::Pending))
+    })
+    .await;
+    let status_path =
+        format!("/apis/ecs.image-import.dev/v1alpha1/namespaces/{NS}/imageimports/copied/status");
+    rig.kube
+        .faults()
+        .add(FaultRule::new(&status_path, FaultAction::Delay { millis: 600_000 }).method("PATCH"));
+    let copies_made = |rig: &Rig| {
+        rig.emulator
+            .stats()
+            .actions
+            .get("CopyImage")
+            .map_or(0, |a| a.ok)
+    };
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while copies_made(&rig) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "ECS never saw the copy: {:?}",
+            rig.emulator.stats().actions
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.kill();
+    let after_kill = rig.imports().get("copied").await.unwrap();
+    assert!(
+        shanghai(&after_kill).is_some_and(|c| c.image_id.is_none()),
+        "the kill came before the copy's ID was recorded: {:?}",
+        after_kill.status
+    );
+    assert_eq!(rig.images_in("cn-shanghai", &uid).await.len(), 1);
+
+    // Restarted with a healthy API: it finds the copy by its UID tag instead of copying again.
+    rig.kube.faults().clear();
+    rig.emulator.set_faults(FaultSettings::default());
+    let mut second = spawn_operator(&rig, &kubeconfig);
+    let ready = rig
+        .wait_for("copied", "Ready with its copy after the restart", |o| {
+            condition(o, "Ready").is_some_and(|c| c.0)
+        })
+        .await;
+    second.kill();
+
+    let copies = rig.images_in("cn-shanghai", &uid).await;
+    assert_eq!(copies.len(), 1, "exactly one copy: {copies:?}");
+    assert_eq!(
+        shanghai(&ready).and_then(|c| c.image_id).as_deref(),
+        Some(copies[0].image_id.as_str())
+    );
+    assert_eq!(
+        copies_made(&rig),
+        1,
+        "the copy was adopted, not asked for again"
     );
 }
 

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ecs_image_operator::controller::decision::Lookup;
-use ecs_image_operator::controller::poller::{GroupKey, Poller};
+use ecs_image_operator::controller::poller::{Followed, GroupKey, Poller};
 use ecs_image_operator::controller::port::EcsPort;
 use ecs_image_operator::ecs::api::*;
 use ecs_image_operator::ecs::{
@@ -312,4 +312,74 @@ async fn a_vanished_image_is_reported_missing_and_a_failed_call_keeps_the_last_s
         poller.track(1, group("r", "AK1"), creds, "m-1"),
         Some(Lookup::Missing)
     );
+}
+
+#[tokio::test]
+async fn a_resource_is_followed_in_every_region_it_has_an_image_in() {
+    let ecs = Arc::new(FakeEcs::default());
+    let (wake, mut woken) = futures::channel::mpsc::unbounded::<u32>();
+    let poller = Poller::new(Arc::clone(&ecs), wake, Duration::from_secs(3600));
+    let creds = credentials("AK1");
+    let followed = |region: &str, id: &str, settled: bool| Followed {
+        group: group(region, "AK1"),
+        image_id: id.into(),
+        settled,
+    };
+    for n in 0..3u32 {
+        // A source and two copies per resource.
+        for id in [
+            format!("m-src-{n}"),
+            format!("m-sh-{n}"),
+            format!("m-bj-{n}"),
+        ] {
+            ecs.set(&id, "Creating", "10%");
+        }
+        let images = [
+            followed("cn-hangzhou", &format!("m-src-{n}"), false),
+            followed("cn-shanghai", &format!("m-sh-{n}"), false),
+            followed("cn-beijing", &format!("m-bj-{n}"), false),
+        ];
+        assert_eq!(poller.follow(n, &creds, &images), [None, None, None]);
+    }
+    let stats = poller.round().await;
+    assert_eq!(
+        stats.calls, 3,
+        "one call per region for the three resources"
+    );
+    assert_eq!(
+        stats.woken, 9,
+        "each image seen for the first time wakes its resource"
+    );
+    for _ in 0..9 {
+        woken.next().await.unwrap();
+    }
+
+    // A copy moving wakes its resource, and the next follow returns every image's latest view.
+    ecs.set("m-bj-1", "Available", "100%");
+    assert_eq!(poller.round().await.woken, 1);
+    assert_eq!(woken.next().await, Some(1));
+    let images = [
+        followed("cn-hangzhou", "m-src-1", true),
+        followed("cn-beijing", "m-bj-1", true),
+    ];
+    let seen = poller.follow(1, &creds, &images);
+    assert!(
+        matches!(&seen[1], Some(Lookup::Found(view)) if view.status.is_usable()),
+        "{seen:?}"
+    );
+
+    // Resource 1 now follows no Shanghai copy, and after the first resync its settled images
+    // wait for the next.
+    poller.round().await;
+    let before = ecs.calls().len();
+    assert_eq!(poller.round().await.calls, 3);
+    let asked: Vec<String> = ecs.calls()[before..]
+        .iter()
+        .flat_map(|(_, ids)| ids.clone())
+        .collect();
+    assert!(!asked.contains(&"m-sh-1".to_string()), "{asked:?}");
+    assert!(!asked.contains(&"m-bj-1".to_string()), "{asked:?}");
+    assert!(asked.contains(&"m-sh-0".to_string()), "{asked:?}");
+    poller.untrack(&1);
+    assert_eq!(poller.tracked(), 2);
 }

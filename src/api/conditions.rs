@@ -44,6 +44,10 @@ pub mod reasons {
     pub const IMAGE_NOT_FOUND: &str = "ImageNotFound";
     /// The generation changed; the new spec is not reconciled yet.
     pub const PROGRESSING: &str = "Progressing";
+    /// The image is available; its copies or share permissions are being made.
+    pub const DISTRIBUTING: &str = "Distributing";
+    /// A copy failed in its region (the message names the region and the ECS code).
+    pub const COPY_FAILED: &str = "CopyFailed";
 }
 
 /// `True`, `False` or `Unknown`.

@@ -1,8 +1,10 @@
-//! Batched following of running imports: one poll per (region, account) asks ECS about up to 100
-//! images per `DescribeImages` call, and wakes only the resources whose image changed.
+//! Batched following of running imports and copies: one poll per (region, account) asks ECS about
+//! up to 100 images per `DescribeImages` call, and wakes only the resources whose image changed.
+//! A resource is followed in each region it has an image in: its source, and each copy of its
+//! distribution.
 //!
-//! Per round that is `ceil(in-flight imports / 100)` read calls per account and region, however many
-//! resources there are; a per-resource poller (Terraform's provider) makes one call per import.
+//! Per round that is `ceil(images in flight / 100)` read calls per account and region, however
+//! many resources there are; a per-resource poller (Terraform's provider) makes one call per import.
 //!
 //! Finished imports are followed too, but only every resync interval (`--resync-seconds`), in the
 //! same batches: an image deleted or changed outside the operator wakes its resource, which
@@ -46,7 +48,32 @@ struct Group<K> {
 
 struct State<K> {
     groups: HashMap<GroupKey, Group<K>>,
-    group_of: HashMap<K, GroupKey>,
+    /// The groups each resource has an image in (one image per group: a resource's images are in
+    /// different regions).
+    groups_of: HashMap<K, Vec<GroupKey>>,
+}
+
+/// One image of a resource to follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Followed {
+    /// Its region and account.
+    pub group: GroupKey,
+    /// The image.
+    pub image_id: String,
+    /// A finished image, looked at only on the resync schedule; else every round.
+    pub settled: bool,
+}
+
+impl<K: Eq + Hash> State<K> {
+    /// Takes `key` out of `group`, and the group out when nothing is left in it.
+    fn leave(&mut self, group: &GroupKey, key: &K) {
+        if let Some(entry) = self.groups.get_mut(group) {
+            entry.tracked.remove(key);
+            if entry.tracked.is_empty() {
+                self.groups.remove(group);
+            }
+        }
+    }
 }
 
 /// Follows running imports in batches. `K` identifies a resource (an `ObjectRef` in the controller).
@@ -88,7 +115,7 @@ where
             ecs,
             state: Mutex::new(State {
                 groups: HashMap::new(),
-                group_of: HashMap::new(),
+                groups_of: HashMap::new(),
             }),
             wake,
             new_work: Notify::new(),
@@ -110,7 +137,8 @@ where
     }
 
     /// Follows `image_id` for `key` every round until [`Poller::untrack`] or [`Poller::settle`];
-    /// returns the latest observation, if any round has seen it yet.
+    /// returns the latest observation, if any round has seen it yet. `key` is followed in this
+    /// group only.
     pub fn track(
         &self,
         key: K,
@@ -118,11 +146,12 @@ where
         credentials: Arc<CredentialProvider>,
         image_id: &str,
     ) -> Option<Lookup<ImageView>> {
-        self.follow(key, group, credentials, image_id, false)
+        self.follow_one(key, group, credentials, image_id, false)
     }
 
     /// Follows the finished import `image_id` of `key` every resync interval only; returns the
     /// latest observation, if any round has seen it yet (the caller compares it with the spec).
+    /// `key` is followed in this group only.
     pub fn settle(
         &self,
         key: K,
@@ -130,10 +159,10 @@ where
         credentials: Arc<CredentialProvider>,
         image_id: &str,
     ) -> Option<Lookup<ImageView>> {
-        self.follow(key, group, credentials, image_id, true)
+        self.follow_one(key, group, credentials, image_id, true)
     }
 
-    fn follow(
+    fn follow_one(
         &self,
         key: K,
         group: GroupKey,
@@ -141,59 +170,79 @@ where
         image_id: &str,
         settled: bool,
     ) -> Option<Lookup<ImageView>> {
-        let mut state = self.lock();
-        if let Some(previous) = state.group_of.get(&key).cloned()
-            && previous != group
-            && let Some(old) = state.groups.get_mut(&previous)
-        {
-            old.tracked.remove(&key);
-        }
-        state.group_of.insert(key.clone(), group.clone());
-        let entry = state.groups.entry(group).or_insert_with(|| Group {
-            credentials: Arc::clone(&credentials),
-            tracked: HashMap::new(),
-            resynced: None,
-        });
-        // Rotated credentials of the same account replace the old provider.
-        entry.credentials = credentials;
-        let tracked = entry.tracked.entry(key).or_insert_with(|| Tracked {
+        let followed = Followed {
+            group,
             image_id: image_id.to_string(),
-            latest: None,
             settled,
-        });
-        if tracked.image_id != image_id {
-            *tracked = Tracked {
-                image_id: image_id.to_string(),
-                latest: None,
-                settled,
-            };
+        };
+        self.follow(key, &credentials, &[followed]).pop().flatten()
+    }
+
+    /// Follows exactly `images` for `key` (its images in other groups are no longer followed);
+    /// returns the latest observation of each, in order, where a round has seen it yet.
+    pub fn follow(
+        &self,
+        key: K,
+        credentials: &Arc<CredentialProvider>,
+        images: &[Followed],
+    ) -> Vec<Option<Lookup<ImageView>>> {
+        let mut state = self.lock();
+        let wanted: Vec<GroupKey> = images.iter().map(|image| image.group.clone()).collect();
+        let before = state.groups_of.remove(&key).unwrap_or_default();
+        for group in before.iter().filter(|group| !wanted.contains(group)) {
+            state.leave(group, &key);
         }
-        tracked.settled = settled;
-        let latest = tracked.latest.clone();
+        if !wanted.is_empty() {
+            state.groups_of.insert(key.clone(), wanted);
+        }
+        let mut latest = Vec::with_capacity(images.len());
+        let mut new_running = false;
+        for image in images {
+            let entry = state
+                .groups
+                .entry(image.group.clone())
+                .or_insert_with(|| Group {
+                    credentials: Arc::clone(credentials),
+                    tracked: HashMap::new(),
+                    resynced: None,
+                });
+            // Rotated credentials of the same account replace the old provider.
+            entry.credentials = Arc::clone(credentials);
+            let tracked = entry.tracked.entry(key.clone()).or_insert_with(|| Tracked {
+                image_id: image.image_id.clone(),
+                latest: None,
+                settled: image.settled,
+            });
+            if tracked.image_id != image.image_id {
+                *tracked = Tracked {
+                    image_id: image.image_id.clone(),
+                    latest: None,
+                    settled: image.settled,
+                };
+            }
+            tracked.settled = image.settled;
+            new_running |= tracked.latest.is_none() && !image.settled;
+            latest.push(tracked.latest.clone());
+        }
         drop(state);
         // A settled image waits for the resync; a running one is looked at shortly.
-        if latest.is_none() && !settled {
+        if new_running {
             self.new_work.notify_one();
         }
         latest
     }
 
-    /// Stops following `key` (its import ended, or the resource is gone).
+    /// Stops following `key` (its imports and copies ended, or the resource is gone).
     pub fn untrack(&self, key: &K) {
         let mut state = self.lock();
-        if let Some(group) = state.group_of.remove(key)
-            && let Some(entry) = state.groups.get_mut(&group)
-        {
-            entry.tracked.remove(key);
-            if entry.tracked.is_empty() {
-                state.groups.remove(&group);
-            }
+        for group in state.groups_of.remove(key).unwrap_or_default() {
+            state.leave(&group, key);
         }
     }
 
-    /// How many imports are followed.
+    /// How many resources are followed.
     pub fn tracked(&self) -> usize {
-        self.lock().group_of.len()
+        self.lock().groups_of.len()
     }
 
     /// Runs rounds forever: every interval, and shortly after new imports are tracked; `on_round`

@@ -9,10 +9,10 @@ use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
-use super::decision::{self, ImageView, Lookup, Plan, Timing};
-use super::engine::{Blocked, Identity, Shell};
+use super::decision::{self, CopyObserved, Lookup, Plan, Timing};
+use super::engine::{Blocked, Identity, Latest, Shell};
 use super::events::Note;
-use super::poller::GroupKey;
+use super::poller::{Followed, GroupKey};
 use super::port::EcsPort;
 use super::reconciler::{Context, Error};
 use super::status_writer;
@@ -55,10 +55,8 @@ impl<P: EcsPort> Shell for Context<P> {
         object: &ImageImport,
         identity: &Identity,
         status: &ImageImportStatus,
-    ) -> Lookup<ImageView> {
-        self.follow(object, &identity.credentials, status)
-            .await
-            .unwrap_or_default()
+    ) -> Latest {
+        self.follow(object, &identity.credentials, status).await
     }
 
     /// If `work` has not finished after `timing.waiting_notice`, writes `base` with
@@ -117,28 +115,71 @@ impl<P: EcsPort> Shell for Context<P> {
 }
 
 impl<P: EcsPort> Context<P> {
-    /// Keeps the poller in line with `status`: a running import every round, an available image
-    /// on the resync schedule (returning what the resync last saw of it), nothing else.
+    /// Keeps the poller in line with `status`: a running import or copy every round, an available
+    /// (or failed) one on the resync schedule, nothing else; returns what the poller last saw of
+    /// each (`NotAsked` before it looked).
     async fn follow(
         &self,
         object: &ImageImport,
         credentials: &Arc<CredentialProvider>,
         status: &ImageImportStatus,
-    ) -> Option<Lookup<ImageView>> {
+    ) -> Latest {
         let key = ObjectRef::from_obj(object);
-        let (Some(image_id), Some(Phase::Available | Phase::Importing)) =
-            (&status.image_id, status.phase)
-        else {
-            self.poller.untrack(&key);
-            return None;
+        let account = account_of(credentials).await;
+        let group = |region: &str| GroupKey {
+            region: region.to_string(),
+            account: account.clone(),
         };
-        let group = group_key(object, credentials).await;
-        let credentials = Arc::clone(credentials);
-        if status.phase == Some(Phase::Available) {
-            self.poller.settle(key, group, credentials, image_id)
-        } else {
-            self.poller.track(key, group, credentials, image_id)
+        let mut images = Vec::new();
+        let source_followed = match (&status.image_id, status.phase) {
+            (Some(image_id), Some(phase @ (Phase::Available | Phase::Importing))) => {
+                images.push(Followed {
+                    group: group(&object.spec.region_id),
+                    image_id: image_id.clone(),
+                    settled: phase == Phase::Available,
+                });
+                true
+            }
+            _ => false,
+        };
+        let wanted = |region: &str| {
+            object
+                .spec
+                .distribution
+                .iter()
+                .flat_map(|d| d.regions.iter())
+                .any(|r| r.region_id == region)
+        };
+        let mut regions = Vec::new();
+        for copy in status.copies.iter().filter(|c| wanted(&c.region_id)) {
+            let (
+                Some(image_id),
+                Some(phase @ (Phase::Available | Phase::Failed | Phase::Importing)),
+            ) = (&copy.image_id, copy.phase)
+            else {
+                continue;
+            };
+            images.push(Followed {
+                group: group(&copy.region_id),
+                image_id: image_id.clone(),
+                settled: phase != Phase::Importing,
+            });
+            regions.push(copy.region_id.clone());
         }
+        let mut seen = self.poller.follow(key, credentials, &images).into_iter();
+        let source = match source_followed {
+            true => seen.next().flatten().unwrap_or_default(),
+            false => Lookup::NotAsked,
+        };
+        let copies = regions
+            .into_iter()
+            .zip(seen)
+            .map(|(region_id, image)| CopyObserved {
+                region_id,
+                image: image.unwrap_or_default(),
+            })
+            .collect();
+        Latest { source, copies }
     }
 
     /// Writes `status` unless `stored` (what is known to be stored) equals it; the status metrics
@@ -201,14 +242,12 @@ impl<P: EcsPort> Context<P> {
     }
 }
 
-async fn group_key(object: &ImageImport, credentials: &CredentialProvider) -> GroupKey {
-    let account = credentials
+/// The account a group of the poller is keyed by: the AccessKey ID (empty when the credentials
+/// cannot be had: the reconcile fails on them anyway).
+async fn account_of(credentials: &CredentialProvider) -> String {
+    credentials
         .credentials()
         .await
         .map(|c| c.access_key_id().to_string())
-        .unwrap_or_default();
-    GroupKey {
-        region: object.spec.region_id.clone(),
-        account,
-    }
+        .unwrap_or_default()
 }

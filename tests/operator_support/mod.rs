@@ -452,8 +452,13 @@ impl Rig {
 
     /// Images in the emulator that carry this UID tag, in any status.
     pub async fn images_of(&self, uid: &str) -> Vec<Image> {
+        self.images_in(emulator_support::REGION, uid).await
+    }
+
+    /// Images carrying this UID tag in `region` (copies), in any status.
+    pub async fn images_in(&self, region: &str, uid: &str) -> Vec<Image> {
         let request = DescribeImagesRequest {
-            region_id: emulator_support::REGION.into(),
+            region_id: region.into(),
             image_owner_alias: Some("self".into()),
             statuses: ALL_IMAGE_STATUSES.split(',').map(String::from).collect(),
             tags: vec![TagFilter {

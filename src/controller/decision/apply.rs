@@ -92,13 +92,26 @@ fn import_progress(
 /// (no image yet) is not settled: the decision retries errors fixed outside Kubernetes on a slow
 /// schedule.
 pub fn settled(resource: &Resource<'_>, latest: &Lookup<ImageView>) -> bool {
+    let ready = conditions::is_true(&resource.status.conditions, types::READY);
+    as_recorded(resource, latest, ready)
+}
+
+/// Whether the source image needs no look-up of its own: [`settled`], or available as specified
+/// while only its distribution is outstanding (the copies and shares are looked at on their own).
+pub fn source_settled(resource: &Resource<'_>, latest: &Lookup<ImageView>) -> bool {
+    let status = resource.status;
+    let done = conditions::is_true(&status.conditions, types::READY)
+        || super::distribution::outstanding(status);
+    as_recorded(resource, latest, done)
+}
+
+fn as_recorded(resource: &Resource<'_>, latest: &Lookup<ImageView>, done: bool) -> bool {
     let status = resource.status;
     let unchanged = status.image_id.is_some()
         && status.observed_generation == Some(resource.generation)
         && status.observed_credentials_version.as_deref() == resource.credentials_version
         && !resource.paused;
-    let available = status.phase == Some(Phase::Available)
-        && conditions::is_true(&status.conditions, types::READY);
+    let available = status.phase == Some(Phase::Available) && done;
     let as_specified = match latest {
         Lookup::NotAsked => true,
         Lookup::Found(image) => {

@@ -10,14 +10,14 @@ use jiff::Timestamp;
 use super::failure::retry_rule;
 use super::status::{elapsed_since, set_all, time};
 use super::*;
-use crate::api::conditions::reasons;
+use crate::api::conditions::{self, reasons, types};
 use crate::api::distribution::{CopyStatus, RegionCopy};
 use crate::api::image_import::{DeletionPolicy, ImageImportStatus, LastError, Phase, RetryRule};
 
-/// The reason while copies or shares are being made.
-const DISTRIBUTING: &str = "Distributing";
-/// The reason (and Event) of a copy that failed in its region.
-const COPY_FAILED: &str = "CopyFailed";
+use reasons::{COPY_FAILED, DISTRIBUTING};
+
+/// The Warning Event of a copy that is gone from its region and is made again.
+pub const COPY_MISSING: &str = "CopyMissing";
 
 /// The `ClientToken` of a copy: the UID and a digest of the region and the time the copy was
 /// started (recorded before `CopyImage`), so a retry after a crash asks for the same copy, and a
@@ -49,6 +49,45 @@ pub fn involved(resource: &Resource<'_>) -> bool {
         && accounts.is_empty()
         && resource.status.copies.is_empty()
         && resource.status.shared_with.is_empty())
+}
+
+/// Whether share permissions are wanted or were made, so that they need looking at.
+pub fn sharing(resource: &Resource<'_>) -> bool {
+    let (_, accounts) = wanted(resource);
+    !(accounts.is_empty() && resource.status.shared_with.is_empty())
+}
+
+/// Whether the available source's own part is done and only its distribution is outstanding
+/// (the copies and shares are then looked at on their own, not the source).
+pub fn outstanding(status: &ImageImportStatus) -> bool {
+    let reason_is = |type_: &str, reason: &str| {
+        conditions::find(&status.conditions, type_)
+            .is_some_and(|c| c.status == "True" && c.reason == reason)
+    };
+    status.phase == Some(Phase::Available)
+        && (reason_is(types::RECONCILING, DISTRIBUTING) || reason_is(types::STALLED, COPY_FAILED))
+}
+
+/// Whether every copy, as last seen (`NotAsked` before the poller's first look), is there as the
+/// spec says: a copy gone or renamed outside the operator unsettles the resource.
+pub fn copies_settled(resource: &Resource<'_>, copies: &[CopyObserved]) -> bool {
+    let (regions, _) = wanted(resource);
+    copies.iter().all(|copy| match &copy.image {
+        Lookup::NotAsked => true,
+        Lookup::Found(image) => {
+            image.status.is_usable()
+                && regions
+                    .iter()
+                    .find(|r| r.region_id == copy.region_id)
+                    .is_some_and(|region| copy_update(resource, region, image).is_empty())
+        }
+        Lookup::Missing | Lookup::Failed(_) => false,
+    })
+}
+
+/// A copy followed by the poller (recorded, running) that it has not reported yet.
+fn awaiting_poller(copy: &CopyStatus) -> bool {
+    copy.image_id.is_some() && copy.phase == Some(Phase::Importing)
 }
 
 fn seen<'a>(observed: &'a Observed, region: &str) -> &'a Lookup<ImageView> {
@@ -110,11 +149,29 @@ pub fn distribute(
                 copy.image_id = Some(image.id.clone());
                 follow_copy(resource, region, &mut copy, image, &mut plan.steps, now);
             }
+            // Right after ECS accepted the copy, "not found" may be eventual consistency.
+            (Some(_), Lookup::Missing)
+                if elapsed_since(copy.start_time.as_ref(), now)
+                    .is_some_and(|age| age < timing.settle_time) =>
+            {
+                unknown = true;
+            }
             (_, Lookup::Missing) => {
                 let blocked = copy
                     .last_error
                     .as_ref()
                     .is_some_and(|error| copy.image_id.is_none() && !may_retry(error, timing, now));
+                if let Some(gone) = copy.image_id.as_ref().filter(|_| !blocked) {
+                    plan.events.push(EventNote {
+                        warning: true,
+                        reason: COPY_MISSING.into(),
+                        message: format!(
+                            "copy {gone} in {} is gone from ECS (deleted outside the operator?); \
+                             copying again",
+                            region.region_id
+                        ),
+                    });
+                }
                 if !blocked {
                     // Never made, or gone from its region: (re)start it under a new token.
                     copy.image_id = None;
@@ -127,6 +184,8 @@ pub fn distribute(
                     });
                 }
             }
+            // The poller wakes the resource when it has seen the running copy.
+            (_, Lookup::NotAsked) if awaiting_poller(&copy) => {}
             (_, Lookup::NotAsked) => unknown = true,
         }
         copies.push(copy);
@@ -141,7 +200,7 @@ pub fn distribute(
         if retain || gone || copy.image_id.is_none() {
             continue;
         }
-        let steps = take_down(observed, copy, &mut plan.steps);
+        let steps = take_down(resource, observed, copy, &mut plan.steps);
         unknown |= !steps;
         copies.push(CopyStatus {
             phase: Some(Phase::Deleting),
@@ -159,6 +218,10 @@ pub fn distribute(
         }
     }
     let mut shared = true;
+    // Permissions are looked at once no copy is running (the poller wakes the resource then).
+    let running = copies
+        .iter()
+        .any(|c| matches!(c.phase, Some(Phase::Pending | Phase::Importing)));
     for (region_id, image_id) in images {
         match shares_of(observed, &image_id) {
             Some(Lookup::Found(current)) => {
@@ -179,7 +242,7 @@ pub fn distribute(
             _ if accounts.is_empty() && status.shared_with.is_empty() => {}
             _ => {
                 shared = false;
-                unknown = true;
+                unknown |= !running;
             }
         }
     }
@@ -202,9 +265,16 @@ pub fn distribute(
         timing,
         now,
     );
-    if unknown || !plan.steps.is_empty() {
+    let soon = if unknown || !plan.steps.is_empty() {
         // What was not looked at, or is being changed, is looked at again soon.
-        let soon = timing.poll_interval;
+        Some(timing.poll_interval)
+    } else if running {
+        // The poller wakes the resource as its copies move; this only guards against a stall.
+        Some(timing.watchdog)
+    } else {
+        None
+    };
+    if let Some(soon) = soon {
         plan.requeue = Some(plan.requeue.map_or(soon, |r| r.min(soon)));
     }
     plan
@@ -263,7 +333,12 @@ fn copy_update(resource: &Resource<'_>, region: &RegionCopy, image: &ImageView) 
 
 /// The steps that take one copy down: unshare it (ECS refuses to delete a shared image), then
 /// cancel it while it is being made, else delete it. False when its permissions are unknown.
-fn take_down(observed: &Observed, copy: &CopyStatus, steps: &mut Vec<EcsAction>) -> bool {
+fn take_down(
+    resource: &Resource<'_>,
+    observed: &Observed,
+    copy: &CopyStatus,
+    steps: &mut Vec<EcsAction>,
+) -> bool {
     let (Some(image_id), region_id) = (copy.image_id.clone(), copy.region_id.clone()) else {
         return true;
     };
@@ -284,6 +359,8 @@ fn take_down(observed: &Observed, copy: &CopyStatus, steps: &mut Vec<EcsAction>)
             remove: current.clone(),
         }),
         Some(Lookup::Found(_)) | Some(Lookup::Missing) => {}
+        // Never shared: its permissions were not looked at.
+        None if !sharing(resource) => {}
         _ => return false,
     }
     steps.push(EcsAction::DeleteCopy {
@@ -315,7 +392,7 @@ pub fn undistribute(resource: &Resource<'_>, observed: &Observed) -> Option<Vec<
                 image_id: Some(image_id),
                 ..copy.clone()
             };
-            unknown |= !take_down(observed, &copy, &mut steps);
+            unknown |= !take_down(resource, observed, &copy, &mut steps);
         }
     }
     if let Some(source) = &resource.status.image_id {

@@ -56,7 +56,9 @@ pub fn decide(
             Some(steps) => taking_down(resource, base, steps, timing),
             None => cleanup(resource, &observed.source, timing, now),
         }
-    } else if settled(resource, &observed.source.image) {
+    } else if settled(resource, &observed.source.image)
+        && copies_settled(resource, &observed.copies)
+    {
         unchanged(resource, None)
     } else if awaiting_poller(resource, &observed.source) {
         // The poller has not seen this import yet; it wakes the resource after its first round.

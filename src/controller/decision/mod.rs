@@ -38,9 +38,12 @@ mod engine;
 mod failure;
 mod status;
 
-pub use apply::{IMAGE_MISSING, after_import, apply, settled};
+pub use apply::{IMAGE_MISSING, after_import, apply, settled, source_settled};
 pub use cleanup::cleanup;
-pub use distribution::{copy_token, distribute, involved as distribution_involved, undistribute};
+pub use distribution::{
+    COPY_MISSING, copies_settled, copy_token, distribute, involved as distribution_involved,
+    sharing, undistribute,
+};
 pub use engine::{conclude, decide, needs_ecs};
 pub use failure::{
     CREDENTIALS_ACCOUNT_CHANGED, abandon, account_changed, account_guard, after_failure,

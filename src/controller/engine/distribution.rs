@@ -13,22 +13,33 @@ use crate::controller::port::EcsPort;
 use crate::ecs::api::{CopyImageRequest, Tag};
 use crate::ecs::{CredentialProvider, EcsError};
 
-/// The copies (each wanted or recorded region: by recorded ID, else by the UID tag) and the
-/// share permissions of the source and every copy ECS lists; nothing when the resource has no
-/// distribution, or its source is not available yet (and it is not being deleted).
+/// The copies and the share permissions of the source and every copy, as far as the decision
+/// needs them:
+/// - nothing when the resource has no distribution, or its source is not available yet;
+/// - only `latest` (the poller's view of the recorded copies) when everything is settled;
+/// - else each wanted or recorded region's copy: a running one as the poller last saw it, others
+///   by recorded ID, else by the UID tag (a crash before the ID was recorded); while deleting,
+///   every recorded copy directly;
+/// - the permissions of the source and each copy when sharing is involved and no copy is running
+///   (or while deleting).
 pub(crate) async fn observe<P: EcsPort>(
     ecs: &P,
     object: &ImageImport,
     resource: &Resource<'_>,
     identity: &Identity,
     source: &SourceObserved,
+    latest: Vec<CopyObserved>,
 ) -> (Vec<CopyObserved>, Vec<ShareObserved>) {
     let status = resource.status;
     let credentials = identity.credentials.as_ref();
-    let distributing = resource.deleting
-        || (status.phase == Some(Phase::Available) && !decision::settled(resource, &source.image));
+    let distributing = resource.deleting || status.phase == Some(Phase::Available);
     if !decision::distribution_involved(resource) || !distributing || status.image_id.is_none() {
         return (Vec::new(), Vec::new());
+    }
+    let settled =
+        decision::settled(resource, &source.image) && decision::copies_settled(resource, &latest);
+    if settled && !resource.deleting {
+        return (latest, Vec::new());
     }
     let mut regions: Vec<String> = resource
         .spec
@@ -47,16 +58,21 @@ pub(crate) async fn observe<P: EcsPort>(
     let uid = object.metadata.uid.as_deref().unwrap_or_default();
     let mut copies = Vec::new();
     for region in regions {
-        let recorded = status
-            .copies
+        let recorded = status.copies.iter().find(|c| c.region_id == region);
+        let followed = latest
             .iter()
             .find(|c| c.region_id == region)
-            .and_then(|c| c.image_id.clone());
-        let image = match recorded {
-            Some(id) => describe_image(ecs, credentials, &region, &id)
+            .map(|c| c.image.clone())
+            .filter(|seen| {
+                let running = recorded.is_some_and(|c| c.phase == Some(Phase::Importing));
+                !resource.deleting && (running || *seen != Lookup::NotAsked)
+            });
+        let image = match (followed, recorded.and_then(|c| c.image_id.clone())) {
+            (Some(seen), _) => seen,
+            (None, Some(id)) => describe_image(ecs, credentials, &region, &id)
                 .await
                 .unwrap_or_else(|e| Lookup::Failed(failure_from(&e))),
-            None => match ecs.image_tagged(credentials, &region, UID_TAG, uid).await {
+            (None, None) => match ecs.image_tagged(credentials, &region, UID_TAG, uid).await {
                 Ok(found) => found.map_or(Lookup::Missing, |i| Lookup::Found(image_view(&i))),
                 Err(error) => Lookup::Failed(failure_from(&error)),
             },
@@ -65,6 +81,14 @@ pub(crate) async fn observe<P: EcsPort>(
             region_id: region,
             image,
         });
+    }
+    let running = copies.iter().any(|copy| match &copy.image {
+        Lookup::Found(image) => !image.status.is_usable() && !image.status.is_failed(),
+        Lookup::NotAsked => true,
+        Lookup::Missing | Lookup::Failed(_) => false,
+    });
+    if !decision::sharing(resource) || (running && !resource.deleting) {
+        return (copies, Vec::new());
     }
     let mut images: Vec<(String, String)> = Vec::new();
     if let Some(source) = &status.image_id {

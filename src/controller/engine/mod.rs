@@ -4,8 +4,8 @@
 //! conclude from the outcome. What differs between the shells — where credentials come from,
 //! how a running import is followed, where status goes — is the [`Shell`] trait.
 //!
-//! Each kind of external object has its observe and act parts in a file of its own (today
-//! `source.rs`: the imported image and its task).
+//! Each kind of external object has its observe and act parts in a file of its own:
+//! `source.rs` (the imported image and its task) and `distribution.rs` (copies and shares).
 
 pub mod distribution;
 pub mod source;
@@ -17,7 +17,7 @@ use jiff::Timestamp;
 use kube::ResourceExt;
 
 use super::decision::{
-    self, Failure, ImageView, Lookup, Observed, Outcome, Plan, Resource, Timing,
+    self, CopyObserved, Failure, ImageView, Lookup, Observed, Outcome, Plan, Resource, Timing,
 };
 use super::port::EcsPort;
 use crate::api::image_import::{
@@ -37,6 +37,15 @@ pub struct Identity {
     pub version: Option<String>,
     /// The account they belong to.
     pub account: String,
+}
+
+/// What a shell knows of a resource's recorded images.
+#[derive(Debug, Clone, Default)]
+pub struct Latest {
+    /// The source image.
+    pub source: Lookup<ImageView>,
+    /// The recorded copies of wanted regions.
+    pub copies: Vec<CopyObserved>,
 }
 
 /// Why a resource's credentials could not be had, as the decision reads it.
@@ -66,14 +75,15 @@ pub trait Shell: Sync {
         &self,
         object: &ImageImport,
     ) -> impl Future<Output = Result<Identity, Blocked>> + Send;
-    /// What is known of the recorded image without a look-up of the engine's own: the batched
-    /// poller's view for `run` (`NotAsked` until its first round), a direct look for `import`.
+    /// What is known of the recorded images (the source, and each copy of a wanted region)
+    /// without a look-up of the engine's own: the batched poller's view for `run` (`NotAsked`
+    /// until its first round), a direct look for `import`.
     fn latest(
         &self,
         object: &ImageImport,
         identity: &Identity,
         status: &ImageImportStatus,
-    ) -> impl Future<Output = Lookup<ImageView>> + Send;
+    ) -> impl Future<Output = Latest> + Send;
     /// Runs `work` (ECS calls for `action`), saying in status that it is outstanding when it is
     /// slow; returns whether it wrote status meanwhile.
     fn patiently<T: Send>(
@@ -123,14 +133,20 @@ pub async fn step<S: Shell>(shell: &S, object: &ImageImport) -> Result<Plan, S::
     let mut known = Some(&stored);
     match &identity {
         Some(Ok(identity)) => {
-            let observing = source::observe(shell, object, &resource, identity);
+            let latest = match resource.deleting || stored.image_id.is_none() {
+                true => Latest::default(),
+                false => shell.latest(object, identity, &stored).await,
+            };
+            let ecs = shell.port();
+            let observing = source::observe(ecs, object, &resource, identity, latest.source);
             let (source, wrote) = shell
                 .patiently(object, &stored, "DescribeImages", observing)
                 .await;
             observed.source = source;
             known = known.filter(|_| !wrote);
-            let ecs = shell.port();
-            let looking = distribution::observe(ecs, object, &resource, identity, &observed.source);
+            let copies = latest.copies;
+            let looking =
+                distribution::observe(ecs, object, &resource, identity, &observed.source, copies);
             (observed.copies, observed.shares) = looking.await;
         }
         Some(Err(blocked)) => observed.blocked = Some(blocked.failure.clone()),

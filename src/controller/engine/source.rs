@@ -2,7 +2,7 @@
 //! its import task (`observe`), and carrying out its steps (`act`: import, update, cancel,
 //! delete). What to look up and what to do are decided in `decision`.
 
-use super::{Identity, Shell};
+use super::Identity;
 use crate::api::image_import::{ImageImport, Phase, UID_TAG};
 use crate::controller::decision::{
     self, Accepted, EcsAction, Failure, ImageUpdate, ImageView, Lookup,
@@ -17,13 +17,14 @@ use crate::ecs::{CredentialProvider, EcsError};
 /// the first status write (nothing can exist yet), the image carrying the UID tag while status
 /// records none, the poller's view of a running import or a settled image, else the image by ID;
 /// and the task of a failed image (its error) or of one being deleted (to cancel it).
-pub(crate) async fn observe<S: Shell>(
-    shell: &S,
+pub(crate) async fn observe<P: EcsPort>(
+    ecs: &P,
     object: &ImageImport,
     resource: &DecisionResource<'_>,
     identity: &Identity,
+    latest: Lookup<ImageView>,
 ) -> SourceObserved {
-    let (ecs, credentials) = (shell.port(), identity.credentials.as_ref());
+    let credentials = identity.credentials.as_ref();
     let status = resource.status;
     let region = resource.spec.region_id.as_str();
     if decision::account_changed(resource) {
@@ -47,15 +48,12 @@ pub(crate) async fn observe<S: Shell>(
                 task: Lookup::NotAsked,
             });
     };
-    let image = if resource.deleting {
-        looked(describe_image(ecs, credentials, region, image_id).await)
+    let followed =
+        status.phase == Some(Phase::Importing) || decision::source_settled(resource, &latest);
+    let image = if followed && !resource.deleting {
+        latest
     } else {
-        let latest = shell.latest(object, identity, status).await;
-        if status.phase == Some(Phase::Importing) || decision::settled(resource, &latest) {
-            latest
-        } else {
-            looked(describe_image(ecs, credentials, region, image_id).await)
-        }
+        looked(describe_image(ecs, credentials, region, image_id).await)
     };
     let failed = image.found().is_some_and(|image| image.status.is_failed());
     let task = match &status.import_task_id {
