@@ -1409,6 +1409,14 @@ fn copying() -> Fixture {
             region_id: "cn-shanghai".into()
         }]
     );
+    let uid = fixture.object.metadata.uid.clone().unwrap();
+    let generation = fixture.object.metadata.generation.unwrap();
+    let token = decision::copy_token(&uid, "cn-shanghai", generation);
+    assert_eq!(plan.status.copies[0].client_token.as_ref(), Some(&token));
+    assert!(token.len() <= 64, "{token}");
+    // The same plan made again on this (stale) status asks for the same copy.
+    let again = fixture.decide(&nothing_there, later(5));
+    assert_eq!(again.status.copies[0].client_token.as_ref(), Some(&token));
     let outcome = Outcome {
         copied: vec![("cn-shanghai".into(), "m-c1".into())],
         ..Outcome::default()
@@ -1487,6 +1495,14 @@ fn a_copy_gone_from_its_region_is_believed_after_the_settle_time_and_made_again(
         (copy.image_id.as_deref(), copy.phase),
         (None, Some(Phase::Pending))
     );
+    let first = fixture.status.copies[0].client_token.clone().unwrap();
+    let uid = fixture.object.metadata.uid.clone().unwrap();
+    assert_eq!(
+        copy.client_token,
+        Some(decision::next_copy_token(&uid, &first)),
+        "a copy made again is a new copy: the next token"
+    );
+    assert_ne!(copy.client_token.as_deref(), Some(first.as_str()));
     let event = late.events.iter().find(|e| e.reason == COPY_MISSING);
     assert!(
         event.is_some_and(|e| e.warning && e.message.contains("m-c1")),

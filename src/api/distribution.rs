@@ -83,10 +83,15 @@ pub struct CopyStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 100))]
     pub progress: Option<u8>,
-    /// When the operator started this copy (recorded before `CopyImage`; part of its
-    /// `ClientToken`, so a retry after a crash asks for the same copy).
+    /// When the operator started this copy (recorded before `CopyImage`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<Time>,
+    /// The `ClientToken` of this copy's `CopyImage`, recorded before the call: a retry after a
+    /// crash (or on a stale view of this status) asks for the same copy, and ECS answers with
+    /// it. A copy made again (gone from its region, or refused before) gets the next token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub client_token: Option<String>,
     /// The last error of this copy, with the ECS code; the other regions carry on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<LastError>,

@@ -19,13 +19,23 @@ use reasons::{COPY_FAILED, DISTRIBUTING};
 /// The Warning Event of a copy that is gone from its region and is made again.
 pub const COPY_MISSING: &str = "CopyMissing";
 
-/// The `ClientToken` of a copy: the UID and a digest of the region and the time the copy was
-/// started (recorded before `CopyImage`), so a retry after a crash asks for the same copy, and a
-/// region removed and added again gets a new one.
-pub fn copy_token(uid: &str, region_id: &str, started: &str) -> String {
+/// The `ClientToken` of the first copy of a region: the UID and a digest of the region and the
+/// generation that asked for it, so that a plan made again on a stale view of the status asks
+/// for the same copy, and a region removed and added again (a later generation) gets a new one.
+pub fn copy_token(uid: &str, region_id: &str, generation: i64) -> String {
+    token_of(uid, &format!("{region_id}|{generation}"))
+}
+
+/// The `ClientToken` of a copy made again after `previous` (gone from its region, or refused):
+/// derived from the previous token, so a stale view of the status derives the same one.
+pub fn next_copy_token(uid: &str, previous: &str) -> String {
+    token_of(uid, &format!("{previous}|again"))
+}
+
+fn token_of(uid: &str, basis: &str) -> String {
     // FNV-1a: stable across releases and platforms, which a token must be.
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in region_id.bytes().chain([b'|']).chain(started.bytes()) {
+    for byte in basis.bytes() {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
@@ -173,7 +183,14 @@ pub fn distribute(
                     });
                 }
                 if !blocked {
-                    // Never made, or gone from its region: (re)start it under a new token.
+                    // Never made, or gone from its region: (re)start it. A copy recorded as
+                    // started (and not refused) may have been asked for already: same token.
+                    let asked = copy.image_id.is_none() && copy.last_error.is_none();
+                    copy.client_token = Some(match copy.client_token.take() {
+                        Some(token) if asked => token,
+                        Some(previous) => next_copy_token(resource.uid, &previous),
+                        None => copy_token(resource.uid, &region.region_id, resource.generation),
+                    });
                     copy.image_id = None;
                     copy.phase = Some(Phase::Pending);
                     copy.progress = Some(0);

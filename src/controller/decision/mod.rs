@@ -42,7 +42,7 @@ pub use apply::{IMAGE_MISSING, after_import, apply, settled, source_settled};
 pub use cleanup::cleanup;
 pub use distribution::{
     COPY_MISSING, copies_settled, copy_token, distribute, involved as distribution_involved,
-    sharing, undistribute,
+    next_copy_token, sharing, undistribute,
 };
 pub use engine::{conclude, decide, needs_ecs};
 pub use failure::{

@@ -18,8 +18,8 @@ use crate::ecs::{CredentialProvider, EcsError};
 /// - nothing when the resource has no distribution, or its source is not available yet;
 /// - only `latest` (the poller's view of the recorded copies) when everything is settled;
 /// - else each wanted or recorded region's copy: a running one as the poller last saw it, others
-///   by recorded ID, else by the UID tag (a crash before the ID was recorded); while deleting,
-///   every recorded copy directly;
+///   by recorded ID, else by the UID tag (a crash before the ID was recorded; a region with no
+///   record has no copy yet); while deleting, every recorded copy directly;
 /// - the permissions of the source and each copy when sharing is involved and no copy is running
 ///   (or while deleting).
 pub(crate) async fn observe<P: EcsPort>(
@@ -72,6 +72,8 @@ pub(crate) async fn observe<P: EcsPort>(
             (None, Some(id)) => describe_image(ecs, credentials, &region, &id)
                 .await
                 .unwrap_or_else(|e| Lookup::Failed(failure_from(&e))),
+            // A copy is always recorded before `CopyImage`: without a record, nothing exists.
+            (None, None) if recorded.is_none() => Lookup::Missing,
             (None, None) => match ecs.image_tagged(credentials, &region, UID_TAG, uid).await {
                 Ok(found) => found.map_or(Lookup::Missing, |i| Lookup::Found(image_view(&i))),
                 Err(error) => Lookup::Failed(failure_from(&error)),
@@ -190,14 +192,12 @@ pub fn copy_request(resource: &Resource<'_>, region_id: &str) -> CopyImageReques
         .iter()
         .flat_map(|d| d.regions.iter())
         .find(|r| r.region_id == region_id);
-    let started = resource
+    let recorded = resource
         .status
         .copies
         .iter()
         .find(|c| c.region_id == region_id)
-        .and_then(|c| c.start_time.as_ref())
-        .map(|t| t.0.to_string())
-        .unwrap_or_default();
+        .and_then(|c| c.client_token.clone());
     CopyImageRequest {
         region_id: spec.region_id.clone(),
         image_id: resource.status.image_id.clone().unwrap_or_default(),
@@ -215,6 +215,10 @@ pub fn copy_request(resource: &Resource<'_>, region_id: &str) -> CopyImageReques
             .into_iter()
             .map(|(key, value)| Tag::new(key, value))
             .collect(),
-        client_token: Some(decision::copy_token(resource.uid, region_id, &started)),
+        client_token: Some(
+            recorded.unwrap_or_else(|| {
+                decision::copy_token(resource.uid, region_id, resource.generation)
+            }),
+        ),
     }
 }
