@@ -21,7 +21,7 @@ use crate::controller::engine::{self, Blocked, Identity, Latest, Shell, failure_
 use crate::controller::port::EcsPort;
 use crate::ecs::client::random_hex;
 use crate::ecs::{CredentialProvider, Credentials, EcsClient, EcsError};
-use crate::emulator::world::OssObject;
+use crate::emulator::world::{AccountPatch, OssObject};
 use crate::emulator::{AccessKey, Emulator, EmulatorConfig, EmulatorHandle};
 
 /// Options of a one-shot import.
@@ -218,6 +218,10 @@ async fn start_emulator(
     let handle = Emulator::start(config)
         .await
         .map_err(|error| ImportError::Emulator(error.to_string()))?;
+    // The accounts the spec shares with exist in the emulated cloud.
+    for account in object.spec.distribution.iter().flat_map(|d| d.accounts()) {
+        handle.patch_account(&account, AccountPatch::default());
+    }
     Ok((
         handle,
         CredentialProvider::fixed(Credentials::new(id, secret)),
@@ -399,7 +403,7 @@ impl ProgressBar {
     }
 
     fn line(status: &ImageImportStatus) -> String {
-        let percent = usize::from(status.progress.unwrap_or(0).min(100));
+        let percent = usize::from(percent(status));
         let filled = percent / 5;
         format!(
             "[{}{}] {percent:>3}% {}",
@@ -430,6 +434,25 @@ impl ProgressBar {
             let _ = writeln!(std::io::stderr().lock());
         }
     }
+}
+
+/// The progress to draw: the import's, then, once the image is available, that of its copies
+/// (their mean, a finished copy counting 100).
+fn percent(status: &ImageImportStatus) -> u8 {
+    let source = status.progress.unwrap_or(0).min(100);
+    let copying = status.phase == Some(Phase::Available) && !status.copies.is_empty();
+    if !copying {
+        return source;
+    }
+    let sum: usize = status
+        .copies
+        .iter()
+        .map(|copy| match copy.phase {
+            Some(Phase::Available) => 100,
+            _ => usize::from(copy.progress.unwrap_or(0).min(100)),
+        })
+        .sum();
+    u8::try_from(sum / status.copies.len()).unwrap_or(100)
 }
 
 /// Formats 32 hex digits as a UUID, the shape of a Kubernetes UID.

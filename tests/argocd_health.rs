@@ -190,3 +190,65 @@ fn the_pause_annotation_suspends() {
     object["metadata"]["annotations"] = json!({"ecs.image-import.dev/paused": "false"});
     assert_eq!(health(&object).0, "Progressing", "only \"true\" pauses");
 }
+
+/// An available image with copies: `done` of `wanted` made, Ready only when all are.
+fn distributed(done: usize, wanted: usize, ready: bool) -> Value {
+    let mut status = available(2);
+    status["copiesReady"] = json!(format!("{done}/{wanted}"));
+    if !ready {
+        status["message"] =
+            json!("image m-bp1available is available; 1/2 copies done; copying to cn-beijing 40%");
+        status["conditions"] = json!([
+            condition("Ready", "False", "Distributing", "", 2),
+            condition("Reconciling", "True", "Distributing", "", 2),
+            condition("Stalled", "False", "AsExpected", "", 2),
+        ]);
+    }
+    status
+}
+
+#[test]
+fn copies_running_are_progressing_with_what_is_copied() {
+    let (verdict, message) = health(&import(distributed(1, 2, false)));
+    assert_eq!(verdict, "Progressing");
+    assert!(message.contains("copying to cn-beijing 40%"), "{message}");
+}
+
+#[test]
+fn ready_with_every_copy_is_healthy_and_says_how_many() {
+    let (verdict, message) = health(&import(distributed(2, 2, true)));
+    assert_eq!(verdict, "Healthy");
+    assert_eq!(
+        message,
+        "image m-bp1available is available, with copies in 2 regions"
+    );
+}
+
+#[test]
+fn ready_with_copies_missing_is_not_healthy() {
+    let (verdict, message) = health(&import(distributed(1, 2, true)));
+    assert_eq!(verdict, "Progressing", "{message}");
+    assert!(message.starts_with("copies 1/2 done"), "{message}");
+}
+
+#[test]
+fn a_copy_failed_in_its_region_is_degraded_naming_the_region_and_code() {
+    let mut status = distributed(1, 2, false);
+    status["conditions"] = json!([
+        condition("Ready", "False", "CopyFailed", "", 2),
+        condition("Reconciling", "False", "CopyFailed", "", 2),
+        condition(
+            "Stalled",
+            "True",
+            "CopyFailed",
+            "copy to cn-beijing failed: QuotaExceed.Image: the image quota is used up",
+            2
+        ),
+    ]);
+    let (verdict, message) = health(&import(status));
+    assert_eq!(verdict, "Degraded");
+    assert!(
+        message.contains("cn-beijing") && message.contains("QuotaExceed.Image"),
+        "{message}"
+    );
+}

@@ -56,6 +56,39 @@ fn the_minimal_example_imports_into_the_emulator_with_a_progress_bar() {
 }
 
 #[test]
+fn the_distribution_example_ends_available_with_a_copy_per_region_shared_with_both_accounts() {
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples/distribution.yaml");
+    let output = import(&example);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let status = status(&output);
+    assert_eq!(status["phase"], "Available", "{status}");
+    assert_eq!(status["copiesReady"], "3/3", "{status}");
+    let copies = status["copies"].as_array().unwrap();
+    let regions: Vec<&str> = copies
+        .iter()
+        .map(|c| c["regionId"].as_str().unwrap())
+        .collect();
+    assert_eq!(regions, ["cn-shanghai", "cn-beijing", "ap-southeast-1"]);
+    for copy in copies {
+        assert!(
+            copy["imageId"].as_str().unwrap().starts_with("m-"),
+            "{copy}"
+        );
+        assert_eq!(copy["phase"], "Available", "{copy}");
+    }
+    assert_eq!(
+        status["sharedWith"],
+        serde_json::json!(["1234567890123456", "6543210987654321"])
+    );
+    assert!(
+        stderr.lines().any(|line| line.contains("copying to")),
+        "the progress line covers the copies: {stderr}"
+    );
+}
+
+#[test]
 fn a_spec_ecs_refuses_ends_stalled_with_the_code_and_a_failing_exit() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("unsupported.yaml");

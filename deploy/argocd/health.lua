@@ -3,8 +3,10 @@
 --   being deleted                         -> Progressing ("deleting")
 --   paused annotation                     -> Suspended
 --   spec newer than what the operator saw -> Progressing
---   Stalled=True                          -> Degraded (the ECS code and message)
---   Ready=True                            -> Healthy
+--   Stalled=True                          -> Degraded (the ECS code and message; a copy that
+--                                            failed in its region names the region)
+--   Ready=True, every copy made           -> Healthy (the image, and how many copies)
+--   Ready=True, copies still missing      -> Progressing (copies done out of wanted)
 --   anything else                         -> Progressing (status.message)
 -- Written for Lua 5.1, the dialect of Argo CD's interpreter.
 local hs = {}
@@ -80,10 +82,25 @@ if stalled ~= nil and stalled.status == "True" then
   return hs
 end
 
+-- copiesReady is "<done>/<wanted>" when the spec distributes the image to other regions.
+local copies_done, copies_wanted = nil, nil
+if obj.status.copiesReady ~= nil then
+  local done, wanted = string.match(obj.status.copiesReady, "^(%d+)/(%d+)$")
+  copies_done, copies_wanted = tonumber(done), tonumber(wanted)
+end
+
 if ready ~= nil and ready.status == "True" then
+  if copies_wanted ~= nil and copies_done ~= copies_wanted then
+    hs.status = "Progressing"
+    hs.message = "copies " .. obj.status.copiesReady .. " done: " .. status_message("copying to other regions")
+    return hs
+  end
   hs.status = "Healthy"
   if obj.status.imageId ~= nil then
     hs.message = "image " .. obj.status.imageId .. " is available"
+    if copies_wanted ~= nil and copies_wanted > 0 then
+      hs.message = hs.message .. ", with copies in " .. string.format("%d", copies_wanted) .. " regions"
+    end
   else
     hs.message = describe(ready)
   end

@@ -13,6 +13,7 @@ pub mod decision;
 pub mod engine;
 pub mod events;
 pub mod finalizers;
+pub mod freshness;
 pub mod leader;
 pub mod liveness;
 pub mod poller;

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use kube::api::Api;
 use kube::runtime::controller::Action;
@@ -17,6 +18,7 @@ use super::decision::{Finalize, Timing};
 use super::engine;
 use super::events::EventPublisher;
 use super::finalizers::{self, Stage};
+use super::freshness::Freshness;
 use super::poller::Poller;
 use super::port::EcsPort;
 use super::secret_watches::SecretWatches;
@@ -72,6 +74,8 @@ pub struct Context<P: EcsPort> {
     pub(super) events: EventPublisher,
     pub(super) timing: Timing,
     pub(super) metrics: Metrics,
+    /// The statuses written that the watch cache may not show yet.
+    pub(super) freshness: Freshness<ObjectRef<ImageImport>>,
 }
 
 /// Settings of a controller run.
@@ -138,6 +142,14 @@ async fn dispatch<P: EcsPort>(object: &ImageImport, context: &Context<P>) -> Res
         Stage::Apply => None,
         Stage::Cleanup(index) => Some(index),
     };
+    let key = ObjectRef::from_obj(object);
+    if context
+        .freshness
+        .behind(&key, object.status.as_ref(), Instant::now())
+    {
+        // The watch event of the status just written wakes the resource again.
+        return Ok(Action::requeue(context.timing.poll_interval));
+    }
     let plan = engine::step(context, object).await?;
     match (plan.finalize, index) {
         (Finalize::Now, Some(index)) => {
@@ -184,6 +196,7 @@ impl<P: EcsPort> Context<P> {
             events: EventPublisher::new(client, &settings.reporter, std::env::var("POD_NAME").ok()),
             timing: settings.timing,
             metrics: settings.metrics.clone(),
+            freshness: Freshness::default(),
         }
     }
 
@@ -202,6 +215,7 @@ impl<P: EcsPort> Context<P> {
     /// what is kept about it; called just before its finalizer goes, and failing keeps it.
     async fn forget(&self, object: &ImageImport) -> Result<(), Error> {
         self.secrets_in_use.let_go(object).await?;
+        self.freshness.forget(&ObjectRef::from_obj(object));
         if let (Some(namespace), Some(name)) = (
             object.metadata.namespace.as_deref(),
             object.metadata.name.as_deref(),

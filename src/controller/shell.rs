@@ -206,7 +206,15 @@ impl<P: EcsPort> Context<P> {
             .clone()
             .ok_or(Error::Incomplete("name"))?;
         let api: Api<ImageImport> = Api::namespaced(self.client.clone(), &namespace);
-        if let Err(error) = status_writer::apply(&api, &name, status).await {
+        let written = status_writer::apply(&api, &name, status).await;
+        if let Ok(status_writer::Written {
+            stored: Some(stored),
+            ..
+        }) = &written
+        {
+            self.freshness.wrote(&ObjectRef::from_obj(object), stored);
+        }
+        if let Err(error) = written {
             // Not even the compact status could be stored: say so where people look, since the
             // status itself keeps showing what it said before.
             self.metrics.record_status_write_failure();

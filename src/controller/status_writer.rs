@@ -20,12 +20,12 @@ pub const COMPACT_MESSAGE_CHARS: usize = 256;
 pub const CUT_MARKER: &str = "… [cut]";
 
 /// How a status reached the API server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Written {
-    /// As decided.
-    AsIs,
+#[derive(Debug, Clone, PartialEq)]
+pub struct Written {
     /// The decided status was refused; the compact one was stored.
-    Compacted,
+    pub compacted: bool,
+    /// The status as the API server stored it (its answer to the write).
+    pub stored: Option<ImageImportStatus>,
 }
 
 /// Applies `status` to the resource `name`; if the API server refuses it as too large or invalid,
@@ -36,14 +36,20 @@ pub async fn apply(
     status: &ImageImportStatus,
 ) -> Result<Written, kube::Error> {
     match apply_once(api, name, status).await {
-        Ok(()) => Ok(Written::AsIs),
+        Ok(stored) => Ok(Written {
+            compacted: false,
+            stored,
+        }),
         Err(error) if refused_for_content(&error) => {
             tracing::warn!(
                 name,
                 "status write refused ({error}); writing a compact status"
             );
-            apply_once(api, name, &compact(status)).await?;
-            Ok(Written::Compacted)
+            let stored = apply_once(api, name, &compact(status)).await?;
+            Ok(Written {
+                compacted: true,
+                stored,
+            })
         }
         Err(error) => Err(error),
     }
@@ -53,7 +59,7 @@ async fn apply_once(
     api: &Api<ImageImport>,
     name: &str,
     status: &ImageImportStatus,
-) -> Result<(), kube::Error> {
+) -> Result<Option<ImageImportStatus>, kube::Error> {
     let patch = serde_json::json!({
         "apiVersion": ImageImport::api_version(&()),
         "kind": ImageImport::kind(&()),
@@ -65,7 +71,7 @@ async fn apply_once(
         &Patch::Apply(&patch),
     )
     .await
-    .map(|_| ())
+    .map(|object| object.status)
 }
 
 /// Whether the API server refused the write for what it holds (size, a schema limit), which a

@@ -29,6 +29,11 @@
 //!   600 s imports, against a fresh emulator whose clock the baseline steps (60 s, then 10 s per
 //!   round), so its count does not depend on how fast this machine can send N requests a round.
 //!
+//! Then the same with copies (`SCALE_COPY_SIZES`, 10 and 100 unless set): each resource imported
+//! and copied to two other regions, done when `Ready` with every copy; reads per poll round
+//! against Σ over (account, region) of ⌈n/100⌉ (three groups: the source region and the two
+//! destinations), and `CopyImage` calls per copy.
+//!
 //! Last, the emulator's signed requests per second (as `emulator_throughput`, shorter).
 #![allow(
     clippy::unwrap_used,
@@ -73,6 +78,9 @@ const OPERATOR_FLAGS: &[&str] = &["--poll-interval-seconds", "1", "--rate-limit"
 
 const MIB: f64 = 1024.0 * 1024.0;
 
+/// The regions each resource of the distribution run copies its image to.
+const COPY_REGIONS: &[&str] = &["cn-shanghai", "cn-beijing"];
+
 fn main() {
     ecs_image_operator::ecs::ensure_tls_provider();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -92,6 +100,42 @@ fn sizes() -> Vec<usize> {
                 .collect()
         })
         .unwrap_or_else(|| vec![10, 100, 1_000])
+}
+
+fn copy_sizes() -> Vec<usize> {
+    std::env::var("SCALE_COPY_SIZES")
+        .ok()
+        .map(|s| {
+            s.split(',')
+                .filter(|p| !p.trim().is_empty())
+                .map(|p| p.trim().parse().unwrap())
+                .collect()
+        })
+        .unwrap_or_else(|| vec![10, 100])
+}
+
+/// A resource of size run `n`: the minimal import, with copies to `regions` when any.
+fn manifest(name: &str, regions: &[&str]) -> String {
+    if regions.is_empty() {
+        return minimal(name);
+    }
+    let regions: String = regions
+        .iter()
+        .map(|r| format!("\n      - regionId: {r}"))
+        .collect();
+    format!("{}  distribution:\n    regions:{regions}\n", minimal(name))
+}
+
+/// Done for the benchmark: `Available`, and with copies, `Ready` with every copy made.
+fn done(object: &ImageImport, regions: &[&str]) -> bool {
+    if regions.is_empty() {
+        return phase(object) == Some(Phase::Available);
+    }
+    let all = format!("{0}/{0}", regions.len());
+    let status = object.status.as_ref();
+    status.and_then(|s| s.copies_ready.as_deref()) == Some(all.as_str())
+        && status
+            .is_some_and(|s| ecs_image_operator::api::conditions::is_true(&s.conditions, "Ready"))
 }
 
 fn machine() -> String {
@@ -164,6 +208,10 @@ struct Figures {
     baseline_calls_per_import: f64,
     baseline_reads_per_round: f64,
     actions: String,
+    /// Destination regions per resource (0: no distribution).
+    regions: usize,
+    /// `CopyImage` calls ECS accepted.
+    copies_made: u64,
 }
 
 async fn free_port() -> u16 {
@@ -205,7 +253,7 @@ async fn poll_rounds(port: u16) -> f64 {
         .max(1.0)
 }
 
-async fn measure(n: usize) -> Figures {
+async fn measure(n: usize, regions: &'static [&'static str]) -> Figures {
     let started = Instant::now();
     let rig = Rig::start_with(emulator_config(TIME_SCALE)).await;
     rig.raise_quotas(1_000_000);
@@ -236,7 +284,7 @@ async fn measure(n: usize) -> Figures {
                 else {
                     continue;
                 };
-                if phase(&object) == Some(Phase::Available) {
+                if done(&object, regions) {
                     let now = Timestamp::now();
                     available
                         .lock()
@@ -257,7 +305,7 @@ async fn measure(n: usize) -> Figures {
             let namespace = rig.ns.clone();
             async move {
                 let mut object: ImageImport =
-                    serde_saphyr::from_str(&minimal(&format!("scale-{i:05}"))).unwrap();
+                    serde_saphyr::from_str(&manifest(&format!("scale-{i:05}"), regions)).unwrap();
                 object.metadata.namespace = Some(namespace);
                 let object = api.create(&PostParams::default(), &object).await.unwrap();
                 (object.uid().unwrap(), Timestamp::now())
@@ -364,9 +412,13 @@ async fn measure(n: usize) -> Figures {
         .map(|(action, a)| format!("{action} {}", a.calls))
         .collect::<Vec<_>>()
         .join(", ");
+    let copies_made = stats.actions.get("CopyImage").map_or(0, |a| a.ok);
     drop(rig);
 
-    let (baseline_calls, baseline_rounds) = baseline(n).await;
+    let (baseline_calls, baseline_rounds) = match regions.is_empty() {
+        true => baseline(n).await,
+        false => (0, 1),
+    };
     Figures {
         n,
         wall,
@@ -379,8 +431,11 @@ async fn measure(n: usize) -> Figures {
         create_to_import,
         finish_to_available,
         baseline_calls_per_import: baseline_calls as f64 / n as f64,
-        baseline_reads_per_round: (baseline_calls - n as u64) as f64 / baseline_rounds as f64,
+        baseline_reads_per_round: baseline_calls.saturating_sub(n as u64) as f64
+            / baseline_rounds as f64,
         actions,
+        regions: regions.len(),
+        copies_made,
     }
 }
 
@@ -523,13 +578,21 @@ async fn run() {
     let mut all = Vec::new();
     for n in sizes {
         eprintln!("… {n} imports");
-        let figures = measure(n).await;
+        let figures = measure(n, &[]).await;
         eprintln!(
             "  done in {:.0} s (creations took {:.1} s)",
             figures.wall.as_secs_f64(),
             figures.create_seconds
         );
         all.push(figures);
+    }
+
+    let mut distributed = Vec::new();
+    for n in copy_sizes() {
+        eprintln!("… {n} imports, each copied to {COPY_REGIONS:?}");
+        let figures = measure(n, COPY_REGIONS).await;
+        eprintln!("  done in {:.0} s", figures.wall.as_secs_f64());
+        distributed.push(figures);
     }
 
     println!(
@@ -576,6 +639,38 @@ async fn run() {
             f.wall.as_secs_f64()
         );
     }
+    if !distributed.is_empty() {
+        println!();
+        println!(
+            "with copies: each resource imported, then copied to {} ({} regions: one poll group per (account, region) = {} groups)",
+            COPY_REGIONS.join(", "),
+            COPY_REGIONS.len(),
+            COPY_REGIONS.len() + 1
+        );
+        println!(
+            "| imports | copies | reads per poll round (≤ Σ over (account, region) ⌈n/100⌉) | CopyImage per copy (= 1) | ECS calls per resource | RSS with N | poll rounds | in all |"
+        );
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for f in &distributed {
+            let reads_per_round = f.reads as f64 / f.rounds;
+            let bound = ((f.regions + 1) * f.n.div_ceil(100)) as f64;
+            let copies = f.n * f.regions;
+            let per_copy = f.copies_made as f64 / copies as f64;
+            println!(
+                "| {} | {copies} | {reads_per_round:.2} (≤ {bound:.0}){} | {per_copy:.2}{} | {:.2} | {:.1} MiB | {:.0} | {:.0} s |",
+                f.n,
+                mark(reads_per_round <= bound),
+                mark(f.copies_made as usize == copies),
+                f.calls_per_import,
+                f.rss_loaded as f64 / MIB,
+                f.rounds,
+                f.wall.as_secs_f64()
+            );
+        }
+        for f in &distributed {
+            println!("{} imports with copies: ECS calls {}", f.n, f.actions);
+        }
+    }
     println!(
         "reads per poll round: every Describe* call the emulator counted (polls, adoption look-ups, reconciles) over the polling rounds the operator counted (ecs_image_operator_poll_rounds_total)"
     );
@@ -588,8 +683,10 @@ async fn run() {
         mark(rate >= 5_000.0)
     );
     let sizes: Vec<String> = all.iter().map(|f| f.n.to_string()).collect();
+    let copy_sizes: Vec<String> = distributed.iter().map(|f| f.n.to_string()).collect();
     println!(
-        "reproduce: SCALE_SIZES={} cargo bench --bench scale",
-        sizes.join(",")
+        "reproduce: SCALE_SIZES={} SCALE_COPY_SIZES={} cargo bench --bench scale",
+        sizes.join(","),
+        copy_sizes.join(",")
     );
 }

@@ -18,8 +18,8 @@ use crate::ecs::{CredentialProvider, EcsError};
 /// - nothing when the resource has no distribution, or its source is not available yet;
 /// - only `latest` (the poller's view of the recorded copies) when everything is settled;
 /// - else each wanted or recorded region's copy: a running one as the poller last saw it, others
-///   by recorded ID, else by the UID tag (a crash before the ID was recorded; a region with no
-///   record has no copy yet); while deleting, every recorded copy directly;
+///   by recorded ID, else by the UID tag (a crash before the ID was recorded; a region whose
+///   record has no token has no copy yet); while deleting, every recorded copy directly;
 /// - the permissions of the source and each copy when sharing is involved and no copy is running
 ///   (or while deleting).
 pub(crate) async fn observe<P: EcsPort>(
@@ -72,8 +72,13 @@ pub(crate) async fn observe<P: EcsPort>(
             (None, Some(id)) => describe_image(ecs, credentials, &region, &id)
                 .await
                 .unwrap_or_else(|e| Lookup::Failed(failure_from(&e))),
-            // A copy is always recorded before `CopyImage`: without a record, nothing exists.
-            (None, None) if recorded.is_none() => Lookup::Missing,
+            // A copy is always recorded with its token before `CopyImage`: without one, nothing
+            // can exist.
+            (None, None)
+                if recorded.is_none_or(|c| c.client_token.is_none() && c.start_time.is_none()) =>
+            {
+                Lookup::Missing
+            }
             (None, None) => match ecs.image_tagged(credentials, &region, UID_TAG, uid).await {
                 Ok(found) => found.map_or(Lookup::Missing, |i| Lookup::Found(image_view(&i))),
                 Err(error) => Lookup::Failed(failure_from(&error)),
