@@ -213,6 +213,16 @@ impl Verifier {
         self.nonces.clear();
     }
 
+    /// The key with this ID (the OSS endpoint verifies its own signatures with it).
+    pub(crate) fn access_key(&self, id: &str) -> Option<Arc<AccessKey>> {
+        self.key(id)
+    }
+
+    /// Whether some key carries this security token.
+    pub(crate) fn owns_token(&self, token: &str) -> bool {
+        self.token_owner(token)
+    }
+
     fn key(&self, id: &str) -> Option<Arc<AccessKey>> {
         self.keys.read().ok()?.get(id).cloned()
     }

@@ -13,8 +13,8 @@ use serde::Deserialize;
 use super::auth::AccessKey;
 use super::faults::{FaultSettings, FaultSpec};
 use super::world::{
-    AccountSettings, DEFAULT_IMAGE_QUOTA, DEFAULT_SNAPSHOT_QUOTA, ImportTiming, OssObject,
-    RegionDef, default_copy_timing, default_regions,
+    AccountSettings, BucketDef, DEFAULT_IMAGE_QUOTA, DEFAULT_SNAPSHOT_QUOTA, ImportTiming,
+    OssObject, RegionDef, default_copy_timing, default_regions,
 };
 use super::{Emulator, EmulatorError};
 
@@ -29,6 +29,8 @@ pub struct EmulatorConfig {
     pub keys: Vec<AccessKey>,
     /// OSS objects present at start.
     pub objects: Vec<OssObject>,
+    /// OSS buckets present at start, empty or not (a bucket is also implied by its objects).
+    pub buckets: Vec<BucketDef>,
     /// Regions.
     pub regions: Vec<RegionDef>,
     /// Resource groups besides `rg-default`.
@@ -58,6 +60,7 @@ impl Default for EmulatorConfig {
             allow_remote: false,
             keys: Vec::new(),
             objects: Vec::new(),
+            buckets: Vec::new(),
             regions: default_regions(),
             resource_groups: Vec::new(),
             accounts: BTreeMap::new(),
@@ -91,6 +94,9 @@ pub struct WorldFile {
     /// OSS objects.
     #[serde(default)]
     pub objects: Vec<OssObject>,
+    /// OSS buckets (name, region, optionally the one account that may use them).
+    #[serde(default)]
+    pub buckets: Vec<BucketDef>,
     /// Accounts with their own settings.
     #[serde(default)]
     pub accounts: BTreeMap<String, AccountSettings>,
@@ -124,6 +130,7 @@ impl WorldFile {
     /// Adds this file's contents to a configuration.
     pub fn apply(self, config: &mut EmulatorConfig) {
         config.objects.extend(self.objects);
+        config.buckets.extend(self.buckets);
         config.accounts.extend(self.accounts);
         config.resource_groups.extend(self.resource_groups);
         if let Some(regions) = self.regions {

@@ -26,6 +26,9 @@
 //!   unconfirmed; the client reads it as terminal) and the image `CreateFailed`, kept until
 //!   `DeleteImage`, so a cancelling caller still has to delete it, as with a failed import.
 //! - Faults: throttling, 500/503, latency and dropped connections per action, seedable.
+//! - An OSS endpoint on the same port, path-style (`/bucket/key`), OSS signature V4: buckets per
+//!   region, simple and multipart uploads, HEAD and DELETE, OSS's XML errors, faults; an object
+//!   uploaded there is one `ImportImage` finds, its format read from its bytes. See [`oss`].
 //! - An admin API under `/_emulator/` (no signature, no faults): stats, reset, objects, keys,
 //!   accounts, faults, images, tasks and time.
 //!
@@ -45,6 +48,7 @@ pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod faults;
+pub mod oss;
 pub mod render;
 pub mod server;
 pub mod stats;
@@ -61,7 +65,7 @@ pub use auth::AccessKey;
 pub use config::{EmulatorArgs, EmulatorConfig};
 pub use faults::{FaultSettings, FaultSpec};
 pub use stats::StatsSnapshot;
-pub use world::{AccountPatch, AccountSettings, AccountStatus, OssObject, RegionDef};
+pub use world::{AccountPatch, AccountSettings, AccountStatus, BucketDef, OssObject, RegionDef};
 
 /// The error of the emulator layer.
 #[derive(Debug, thiserror::Error)]
@@ -196,6 +200,35 @@ impl EmulatorHandle {
     /// Adds or replaces an OSS object.
     pub fn add_object(&self, object: OssObject) {
         self.shared.with_world(|world| world.add_object(object));
+    }
+
+    /// Adds or replaces an OSS bucket.
+    pub fn add_bucket(&self, bucket: BucketDef) {
+        self.shared.with_world(|world| world.add_bucket(bucket));
+    }
+
+    /// What the OSS endpoint kept of an object uploaded through it (size, digests, format).
+    pub fn oss_object(&self, bucket: &str, key: &str) -> Option<oss::ObjectMeta> {
+        self.shared
+            .oss
+            .lock()
+            .ok()
+            .and_then(|store| store.object(bucket, key).cloned())
+    }
+
+    /// Multipart uploads neither completed nor aborted.
+    pub fn oss_uploads(&self) -> usize {
+        self.shared
+            .oss
+            .lock()
+            .map_or(0, |store| store.upload_count())
+    }
+
+    /// An object of the world (the world file's, or one uploaded), as `ImportImage` sees it.
+    pub fn object(&self, bucket: &str, key: &str) -> Option<OssObject> {
+        self.shared
+            .with_world(|world| world.object(bucket, key).cloned())
+            .flatten()
     }
 
     /// Adds or replaces an AccessKey (its account exists from then on).

@@ -150,7 +150,7 @@ fn xml_element(out: &mut String, name: &str, node: &Node) {
     }
 }
 
-fn xml_text(out: &mut String, text: &str) {
+pub(crate) fn xml_text(out: &mut String, text: &str) {
     for ch in text.chars() {
         match ch {
             '<' => out.push_str("&lt;"),

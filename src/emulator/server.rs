@@ -1,4 +1,5 @@
-//! The HTTP side: one listener serving the ECS API on `/` and the admin API under `/_emulator/`.
+//! The HTTP side: one listener serving the ECS API on `/`, the admin API under `/_emulator/`, and
+//! path-style OSS (`/bucket/key`, see [`super::oss`]) on every other path.
 //!
 //! Connections are served by hyper directly (HTTP/1.1, keep-alive) rather than `axum::serve`, so a
 //! fault can close a connection without any answer: the ECS handler marks its response, and the
@@ -45,6 +46,8 @@ pub struct Shared {
     pub stats: Stats,
     /// Emulated time.
     pub clock: SimClock,
+    /// Multipart uploads and uploaded objects' digests (the OSS endpoint).
+    pub oss: Mutex<super::oss::Store>,
     request_ids: RequestIds,
 }
 
@@ -52,6 +55,11 @@ impl Shared {
     /// Runs `f` with the world locked (`None` if a panic poisoned the lock).
     pub fn with_world<T>(&self, f: impl FnOnce(&mut World) -> T) -> Option<T> {
         self.world.lock().ok().map(|mut world| f(&mut world))
+    }
+
+    /// A fresh request ID.
+    pub fn next_request_id(&self) -> String {
+        self.request_ids.next()
     }
 
     /// Counters plus the import log.
@@ -94,7 +102,7 @@ impl RequestIds {
 
 /// Marks a response whose connection must be dropped instead.
 #[derive(Debug, Clone, Copy)]
-struct DropConnection;
+pub(super) struct DropConnection;
 
 pub(super) async fn start(config: EmulatorConfig) -> Result<EmulatorHandle, EmulatorError> {
     if !config.listen.ip().is_loopback() && !config.allow_remote {
@@ -141,6 +149,9 @@ fn build_shared(config: &EmulatorConfig) -> Shared {
     for object in &config.objects {
         world.add_object(object.clone());
     }
+    for bucket in &config.buckets {
+        world.add_bucket(bucket.clone());
+    }
     world.set_import_failure_rate(config.import_failure_rate);
     let prefix = world.random_u64() | 1;
     Shared {
@@ -149,6 +160,7 @@ fn build_shared(config: &EmulatorConfig) -> Shared {
         faults: Faults::new(config.faults.clone(), config.seed),
         stats: Stats::default(),
         clock: SimClock::new(config.time_scale),
+        oss: Mutex::new(super::oss::Store::default()),
         request_ids: RequestIds {
             prefix,
             counter: AtomicU64::new(0),
@@ -160,6 +172,10 @@ fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/", any(ecs))
         .nest(admin::PREFIX, admin::router())
+        // Path-style OSS: `/bucket` and `/bucket/key` (ECS is `/` alone).
+        .route("/{bucket}", any(super::oss::serve))
+        .route("/{bucket}/", any(super::oss::serve))
+        .route("/{bucket}/{*key}", any(super::oss::serve))
         .fallback(not_found)
         .with_state(shared)
 }

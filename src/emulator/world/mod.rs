@@ -58,6 +58,7 @@ struct TokenRec {
 pub struct World {
     regions: Vec<RegionDef>,
     objects: BTreeMap<(String, String), OssObject>,
+    buckets: BTreeMap<String, BucketDef>,
     resource_groups: Vec<String>,
     accounts: HashMap<String, AccountSettings>,
     known_accounts: BTreeSet<String>,
@@ -83,6 +84,7 @@ impl World {
         Self {
             regions,
             objects: BTreeMap::new(),
+            buckets: BTreeMap::new(),
             resource_groups: vec![DEFAULT_RESOURCE_GROUP.to_string()],
             accounts: HashMap::new(),
             known_accounts: BTreeSet::new(),

@@ -55,7 +55,52 @@ impl OssObject {
     }
 }
 
+/// A bucket, for the OSS endpoint: buckets are also implied by the objects in them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BucketDef {
+    /// Bucket name.
+    pub name: String,
+    /// Its region.
+    pub region: String,
+    /// The only account whose keys may use it over the OSS endpoint (`AccessDenied` for
+    /// others); any account when unset.
+    #[serde(default)]
+    pub account: Option<String>,
+}
+
 impl World {
+    /// Adds or replaces a bucket.
+    pub fn add_bucket(&mut self, bucket: BucketDef) {
+        self.buckets.insert(bucket.name.clone(), bucket);
+    }
+
+    /// A bucket, declared or implied by an object in it (then open to every account).
+    pub fn bucket(&self, name: &str) -> Option<BucketDef> {
+        self.buckets.get(name).cloned().or_else(|| {
+            self.objects
+                .values()
+                .find(|object| object.bucket == name)
+                .map(|object| BucketDef {
+                    name: name.to_string(),
+                    region: object.region.clone(),
+                    account: None,
+                })
+        })
+    }
+
+    /// One object.
+    pub fn object(&self, bucket: &str, key: &str) -> Option<&OssObject> {
+        self.objects.get(&(bucket.to_string(), key.to_string()))
+    }
+
+    /// Removes an object (`true` if it was there).
+    pub fn remove_object(&mut self, bucket: &str, key: &str) -> bool {
+        self.objects
+            .remove(&(bucket.to_string(), key.to_string()))
+            .is_some()
+    }
+
     /// Adds or replaces an object.
     pub fn add_object(&mut self, object: OssObject) {
         self.objects
@@ -81,11 +126,7 @@ impl World {
                 ),
             ));
         }
-        let bucket_region = self
-            .objects
-            .values()
-            .find(|object| object.bucket == disk.bucket)
-            .map(|object| object.region.clone());
+        let bucket_region = self.bucket(&disk.bucket).map(|bucket| bucket.region);
         match bucket_region {
             None => {
                 return Err(EcsFault::new(
