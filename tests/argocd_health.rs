@@ -101,7 +101,7 @@ fn stalled_is_degraded_with_the_ecs_code_and_message() {
         "conditions": [
             condition("Ready", "False", "NoSetRoletoECSServiceAcount", "not ready", 2),
             condition("Reconciling", "False", "NoSetRoletoECSServiceAcount", "", 2),
-            condition("Stalled", "True", "NoSetRoletoECSServiceAcount", "create the RAM role AliyunECSImageImportDefaultRole", 2),
+            condition("Stalled", "True", "NoSetRoletoECSServiceAcount", "NoSetRoletoECSServiceAcount: create the RAM role AliyunECSImageImportDefaultRole", 2),
         ]
     });
     let (verdict, message) = health(&import(status));
@@ -116,7 +116,7 @@ fn stalled_is_degraded_with_the_ecs_code_and_message() {
 fn a_stall_of_an_older_generation_is_progressing() {
     let status = json!({
         "phase": "Failed", "observedGeneration": 1,
-        "conditions": [condition("Stalled", "True", "InvalidOSSObject.NotFound", "upload the file", 1)]
+        "conditions": [condition("Stalled", "True", "InvalidOSSObjectNotFound", "InvalidOSSObject.NotFound: upload the file", 1)]
     });
     assert_eq!(
         health(&import(status)).0,
@@ -189,4 +189,35 @@ fn the_pause_annotation_suspends() {
 
     object["metadata"]["annotations"] = json!({"ecs.image-import.dev/paused": "false"});
     assert_eq!(health(&object).0, "Progressing", "only \"true\" pauses");
+}
+
+#[test]
+fn a_stall_on_a_dotted_code_says_the_exact_code_once() {
+    let status = json!({
+        "phase": "Failed", "observedGeneration": 2,
+        "conditions": [
+            condition("Ready", "False", "InvalidOSSObjectNotFound", "", 2),
+            condition("Stalled", "True", "InvalidOSSObjectNotFound",
+                "InvalidOSSObject.NotFound: the object does not exist; upload it", 2),
+        ]
+    });
+    assert_eq!(
+        health(&import(status)),
+        (
+            "Degraded".into(),
+            "InvalidOSSObject.NotFound: the object does not exist; upload it".into()
+        )
+    );
+}
+
+#[test]
+fn a_stall_without_a_message_is_described_by_its_reason() {
+    let status = json!({
+        "phase": "Failed", "observedGeneration": 2,
+        "conditions": [condition("Stalled", "True", "Paused", "", 2)]
+    });
+    assert_eq!(
+        health(&import(status)),
+        ("Degraded".into(), "Paused".into())
+    );
 }

@@ -3,7 +3,7 @@
 --   being deleted                         -> Progressing ("deleting")
 --   paused annotation                     -> Suspended
 --   spec newer than what the operator saw -> Progressing
---   Stalled=True                          -> Degraded (the ECS code and message)
+--   Stalled=True                          -> Degraded (its message: the ECS code and what it means)
 --   Ready=True                            -> Healthy
 --   anything else                         -> Progressing (status.message)
 -- Written for Lua 5.1, the dialect of Argo CD's interpreter.
@@ -30,6 +30,15 @@ local function describe(c)
     text = text .. c.message
   end
   return text
+end
+
+-- A stall's message starts with the exact ECS code (its reason is that code without the dots, so
+-- "reason: message" would say the code twice); the reason alone when there is no message.
+local function describe_stall(c)
+  if c.message ~= nil and c.message ~= "" then
+    return c.message
+  end
+  return c.reason or ""
 end
 
 local function status_message(fallback)
@@ -76,7 +85,7 @@ end
 local stalled = condition("Stalled")
 if stalled ~= nil and stalled.status == "True" then
   hs.status = "Degraded"
-  hs.message = describe(stalled)
+  hs.message = describe_stall(stalled)
   return hs
 end
 
