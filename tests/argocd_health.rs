@@ -101,7 +101,7 @@ fn stalled_is_degraded_with_the_ecs_code_and_message() {
         "conditions": [
             condition("Ready", "False", "NoSetRoletoECSServiceAcount", "not ready", 2),
             condition("Reconciling", "False", "NoSetRoletoECSServiceAcount", "", 2),
-            condition("Stalled", "True", "NoSetRoletoECSServiceAcount", "create the RAM role AliyunECSImageImportDefaultRole", 2),
+            condition("Stalled", "True", "NoSetRoletoECSServiceAcount", "NoSetRoletoECSServiceAcount: create the RAM role AliyunECSImageImportDefaultRole", 2),
         ]
     });
     let (verdict, message) = health(&import(status));
@@ -116,7 +116,7 @@ fn stalled_is_degraded_with_the_ecs_code_and_message() {
 fn a_stall_of_an_older_generation_is_progressing() {
     let status = json!({
         "phase": "Failed", "observedGeneration": 1,
-        "conditions": [condition("Stalled", "True", "InvalidOSSObject.NotFound", "upload the file", 1)]
+        "conditions": [condition("Stalled", "True", "InvalidOSSObjectNotFound", "InvalidOSSObject.NotFound: upload the file", 1)]
     });
     assert_eq!(
         health(&import(status)).0,
@@ -225,6 +225,25 @@ fn ready_with_every_copy_is_healthy_and_says_how_many() {
 }
 
 #[test]
+fn a_stall_on_a_dotted_code_says_the_exact_code_once() {
+    let status = json!({
+        "phase": "Failed", "observedGeneration": 2,
+        "conditions": [
+            condition("Ready", "False", "InvalidOSSObjectNotFound", "", 2),
+            condition("Stalled", "True", "InvalidOSSObjectNotFound",
+                "InvalidOSSObject.NotFound: the object does not exist; upload it", 2),
+        ]
+    });
+    assert_eq!(
+        health(&import(status)),
+        (
+            "Degraded".into(),
+            "InvalidOSSObject.NotFound: the object does not exist; upload it".into()
+        )
+    );
+}
+
+#[test]
 fn ready_with_copies_missing_is_not_healthy() {
     let (verdict, message) = health(&import(distributed(1, 2, true)));
     assert_eq!(verdict, "Progressing", "{message}");
@@ -250,5 +269,17 @@ fn a_copy_failed_in_its_region_is_degraded_naming_the_region_and_code() {
     assert!(
         message.contains("cn-beijing") && message.contains("QuotaExceed.Image"),
         "{message}"
+    );
+}
+
+#[test]
+fn a_stall_without_a_message_is_described_by_its_reason() {
+    let status = json!({
+        "phase": "Failed", "observedGeneration": 2,
+        "conditions": [condition("Stalled", "True", "Paused", "", 2)]
+    });
+    assert_eq!(
+        health(&import(status)),
+        ("Degraded".into(), "Paused".into())
     );
 }

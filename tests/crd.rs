@@ -58,16 +58,91 @@ fn names_follow_the_design() {
         (Some("v1alpha1"), Some(true), Some(true))
     );
     assert_eq!(version["subresources"]["status"], serde_json::json!({}));
-    let columns: Vec<&str> = version["additionalPrinterColumns"]
+    let columns: Vec<(&str, i64)> = version["additionalPrinterColumns"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| c["name"].as_str().unwrap())
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap(),
+                c["priority"].as_i64().unwrap_or(0),
+            )
+        })
         .collect();
     assert_eq!(
         columns,
-        ["Phase", "Progress", "Image ID", "Region", "Copies", "Age"]
+        [
+            ("Phase", 0),
+            ("Progress", 0),
+            ("Image ID", 0),
+            ("Region", 0),
+            ("Copies", 0),
+            ("Ready", 0),
+            ("Age", 0),
+            ("Reason", 1),
+            ("Message", 1),
+        ],
+        "Reason and Message only with -o wide"
     );
+    let path_of = |name: &str| {
+        version["additionalPrinterColumns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .map(|c| c["jsonPath"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    for (column, field) in [
+        ("Ready", "status"),
+        ("Reason", "reason"),
+        ("Message", "message"),
+    ] {
+        assert_eq!(
+            path_of(column),
+            format!(".status.conditions[?(@.type==\"Ready\")].{field}")
+        );
+    }
+}
+
+/// `status.conditions` carries what the Go type `metav1.Condition` declares (its kubebuilder
+/// markers), and merges by `type` under server-side apply.
+#[test]
+fn conditions_carry_the_upstream_condition_validations() {
+    let crd = serde_json::to_value(ImageImport::crd()).unwrap();
+    let conditions = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+        ["properties"]["conditions"];
+    assert_eq!(conditions["x-kubernetes-list-type"], "map");
+    assert_eq!(
+        conditions["x-kubernetes-list-map-keys"],
+        serde_json::json!(["type"])
+    );
+    let item = &conditions["items"];
+    assert_eq!(
+        item["required"],
+        serde_json::json!(["lastTransitionTime", "message", "reason", "status", "type"])
+    );
+    let field = |name: &str| &item["properties"][name];
+    assert_eq!(
+        field("type")["pattern"],
+        r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"
+    );
+    assert_eq!(field("type")["maxLength"], 316);
+    assert_eq!(
+        field("status")["enum"],
+        serde_json::json!(["True", "False", "Unknown"])
+    );
+    assert_eq!(
+        field("reason")["pattern"],
+        "^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+    );
+    assert_eq!(
+        (&field("reason")["minLength"], &field("reason")["maxLength"]),
+        (&serde_json::json!(1), &serde_json::json!(1024))
+    );
+    assert_eq!(field("message")["maxLength"], 32768);
+    assert_eq!(field("observedGeneration")["minimum"], 0.0);
+    assert_eq!(field("lastTransitionTime")["format"], "date-time");
 }
 
 fn undocumented(schema: &Value, path: &str, out: &mut Vec<String>) {

@@ -129,6 +129,13 @@ fn condition(status: &ImageImportStatus, type_: &str) -> (String, String) {
     (c.status.clone(), c.reason.clone())
 }
 
+fn message(status: &ImageImportStatus, type_: &str) -> String {
+    conditions::find(&status.conditions, type_)
+        .unwrap_or_else(|| panic!("no {type_} condition"))
+        .message
+        .clone()
+}
+
 fn image(id: &str, status: &str, progress: Option<u8>) -> ImageView {
     let fixture = Fixture::new();
     ImageView {
@@ -318,7 +325,13 @@ fn a_failed_task_stalls_with_its_ecs_code() {
     assert_eq!(decision.status.phase, Some(Phase::Failed));
     assert_eq!(
         condition(&decision.status, types::STALLED),
-        ("True".into(), "InvalidImageFormat.Malformed".into())
+        ("True".into(), "InvalidImageFormatMalformed".into()),
+        "the reason is the code without its dot"
+    );
+    assert_eq!(
+        message(&decision.status, types::STALLED),
+        "InvalidImageFormat.Malformed: The image format is wrong.",
+        "the exact code starts the message"
     );
     assert_eq!(
         decision.status.last_error.as_ref().map(|e| e.code.as_str()),
@@ -601,14 +614,24 @@ fn an_invalid_request_stalls_until_the_spec_or_the_secret_changes() {
     assert_eq!(stalled.status.phase, Some(Phase::Failed));
     assert_eq!(
         condition(&stalled.status, types::STALLED),
-        ("True".into(), "InvalidImageName.Malformed".into())
+        ("True".into(), "InvalidImageNameMalformed".into())
+    );
+    assert!(
+        message(&stalled.status, types::STALLED).starts_with("InvalidImageName.Malformed: "),
+        "{:?}",
+        stalled.status.conditions
+    );
+    assert_eq!(
+        stalled.status.last_error.as_ref().map(|e| e.code.as_str()),
+        Some("InvalidImageName.Malformed")
     );
     assert_eq!(stalled.requeue, None);
     assert!(
-        stalled
-            .events
-            .iter()
-            .any(|e| e.warning && e.reason == "InvalidImageName.Malformed")
+        stalled.events.iter().any(|e| e.warning
+            && e.reason == "InvalidImageNameMalformed"
+            && e.message.starts_with("InvalidImageName.Malformed: ")),
+        "{:?}",
+        stalled.events
     );
 
     let same = Fixture::new().with_status(stalled.status.clone());
@@ -1534,4 +1557,134 @@ fn a_copy_renamed_or_gone_unsettles_a_ready_resource() {
         &resource,
         &[copy_seen(Lookup::Missing)]
     ));
+}
+
+/// A status as the previous release stored it: ECS codes, dots included, as condition reasons.
+const PREVIOUS_RELEASE_STATUS: &str = r#"
+phase: Failed
+imageId: m-1
+importTaskId: t-1
+observedGeneration: 1
+message: "import of m-1 failed: InvalidImageFormat.Malformed: The image format is wrong."
+lastError:
+  code: InvalidImageFormat.Malformed
+  message: The image format is wrong.
+  retry: OnChange
+conditions:
+  - type: Ready
+    status: "False"
+    reason: ImportFailed
+    message: "import of m-1 failed: InvalidImageFormat.Malformed: The image format is wrong."
+    observedGeneration: 1
+    lastTransitionTime: "2026-11-28T11:00:00Z"
+  - type: Reconciling
+    status: "False"
+    reason: ImportFailed
+    message: "import of m-1 failed: InvalidImageFormat.Malformed: The image format is wrong."
+    observedGeneration: 1
+    lastTransitionTime: "2026-11-28T11:00:00Z"
+  - type: Stalled
+    status: "True"
+    reason: InvalidImageFormat.Malformed
+    message: The image format is wrong.
+    observedGeneration: 1
+    lastTransitionTime: "2026-11-28T11:00:00Z"
+"#;
+
+fn reasons_of(status: &ImageImportStatus) -> Vec<(String, String)> {
+    status
+        .conditions
+        .iter()
+        .map(|c| (c.type_.clone(), c.reason.clone()))
+        .collect()
+}
+
+#[test]
+fn dotted_reasons_of_the_previous_release_are_rewritten_by_the_next_decision() {
+    let stored: ImageImportStatus = serde_saphyr::from_str(PREVIOUS_RELEASE_STATUS).unwrap();
+    let fixture = Fixture::new().with_status(stored.clone());
+    // A failed import is settled: nothing to ask ECS, and nothing else would change in status.
+    let plan = fixture.decide(&Observed::default(), later(3600));
+    assert_eq!(plan.steps, Vec::new());
+    assert_eq!(
+        reasons_of(&plan.status),
+        [
+            ("Ready".to_string(), "ImportFailed".to_string()),
+            ("Reconciling".into(), "ImportFailed".into()),
+            ("Stalled".into(), "InvalidImageFormatMalformed".into()),
+        ]
+    );
+    assert_ne!(
+        plan.status, stored,
+        "the rewritten status differs from the stored one, so it is written"
+    );
+    let mut expected = stored.clone();
+    expected.conditions[2].reason = "InvalidImageFormatMalformed".into();
+    assert_eq!(
+        plan.status, expected,
+        "only the reason changes: the times, the messages and lastError.code stay"
+    );
+    let again = Fixture::new().with_status(plan.status.clone());
+    assert_eq!(
+        again.decide(&Observed::default(), later(7200)).status,
+        plan.status,
+        "once rewritten, the status stands"
+    );
+}
+
+#[test]
+fn a_stall_of_the_previous_release_is_rewritten_whatever_the_decision() {
+    let mut stored: ImageImportStatus = serde_saphyr::from_str(PREVIOUS_RELEASE_STATUS).unwrap();
+    // A stall before the import, retried slowly: an error fixed outside Kubernetes.
+    stored.phase = Some(Phase::Failed);
+    stored.image_id = None;
+    stored.import_task_id = None;
+    for condition in &mut stored.conditions {
+        condition.reason = "QuotaExceed.Image".into();
+    }
+    let fixture = Fixture::new().with_status(stored.clone());
+    let missing = Observed {
+        source: SourceObserved {
+            image: Lookup::Missing,
+            task: Lookup::NotAsked,
+        },
+        ..Observed::default()
+    };
+    let retried = fixture.decide(&missing, later(3600));
+    let quota = Observed {
+        source: SourceObserved {
+            image: Lookup::Failed(failure("QuotaExceed.Image", ErrorClass::External)),
+            task: Lookup::NotAsked,
+        },
+        ..Observed::default()
+    };
+    let failed = fixture.decide(&quota, later(3600));
+    let waiting = decision::waiting_for_ecs(
+        &stored,
+        1,
+        "ImportImage",
+        Duration::from_secs(30),
+        later(3600),
+    );
+    for (what, status) in [
+        ("a retry", &retried.status),
+        ("the same failure", &failed.status),
+        ("a slow ECS call", &waiting),
+    ] {
+        for (type_, reason) in reasons_of(status) {
+            assert!(
+                conditions::is_valid_reason(&reason) && !reason.contains('.'),
+                "{what}: {type_} keeps {reason:?}"
+            );
+        }
+    }
+    assert_eq!(
+        condition(&failed.status, types::STALLED),
+        ("True".into(), "QuotaExceedImage".into())
+    );
+    assert!(message(&failed.status, types::STALLED).starts_with("QuotaExceed.Image: "));
+    assert_eq!(
+        failed.status.last_error.as_ref().map(|e| e.code.as_str()),
+        Some("QuotaExceed.Image")
+    );
 }

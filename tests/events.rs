@@ -95,3 +95,34 @@ async fn repeats_are_counted_in_one_series_and_a_deleted_event_starts_a_new_one(
     assert_ne!(renewed.name_any(), warning.name_any());
     assert!(renewed.series.is_none());
 }
+
+#[tokio::test]
+async fn a_reason_against_the_api_conventions_is_sent_conforming_and_within_the_limit() {
+    let kube = Server::start(ServerOptions::default()).await.unwrap();
+    kube.apply_yaml(&ecs_image_operator::api::crd_yaml().unwrap())
+        .unwrap();
+    let client = kube_client(&kube).await;
+    let imports: Api<ImageImport> = Api::namespaced(client.clone(), NS);
+    let object: ImageImport = serde_saphyr::from_str(&minimal("codes")).unwrap();
+    let object = imports
+        .create(&PostParams::default(), &object)
+        .await
+        .unwrap();
+    let publisher = EventPublisher::new(client.clone(), "ecs-image-operator", None);
+    // 127 letters then a colon: cut at 128, the colon would end the reason.
+    let long = format!("{}:{}", "A".repeat(127), "B".repeat(200));
+    for reason in ["QuotaExceed.Image", long.as_str()] {
+        let note = Note {
+            warning: false,
+            reason,
+            message: "QuotaExceed.Image: the quota is used up",
+        };
+        publisher.publish(&object, &note).await.unwrap();
+    }
+    let reasons: Vec<String> = events(&client)
+        .await
+        .into_iter()
+        .filter_map(|e| e.reason)
+        .collect();
+    assert_eq!(reasons, ["QuotaExceedImage".to_string(), "A".repeat(127)]);
+}

@@ -108,7 +108,14 @@ fn a_spec_ecs_refuses_ends_stalled_with_the_code_and_a_failing_exit() {
         .iter()
         .find(|c| c["type"] == "Stalled")
         .unwrap();
-    assert_eq!(stalled["reason"], "InvalidRegion.NotSupport");
+    assert_eq!(stalled["reason"], "InvalidRegionNotSupport");
+    assert!(
+        stalled["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("InvalidRegion.NotSupport: "),
+        "{stalled}"
+    );
 }
 
 #[test]

@@ -6,6 +6,7 @@
 mod emulator_support;
 mod operator_support;
 
+use ecs_image_operator::api::conditions;
 use ecs_image_operator::api::image_import::{ImageImport, Phase};
 use ecs_image_operator::ecs::ErrorClass;
 use ecs_image_operator::ecs::error::known_code;
@@ -43,12 +44,13 @@ fn last_error_code(object: &ImageImport) -> Option<String> {
         .map(|e| e.code.clone())
 }
 
-/// A condition that names `code`: `Stalled` with it as reason, or `Reconciling` (retrying) with it
-/// in the message.
+/// A condition that names `code`: `Stalled` with its reason (the code without dots) and the exact
+/// code first in the message, or `Reconciling` (retrying) with it first in the message.
 fn names(object: &ImageImport, code: &str) -> bool {
-    condition(object, "Stalled").is_some_and(|(on, reason, _)| on && reason == code)
-        || condition(object, "Reconciling")
-            .is_some_and(|(on, _, message)| on && message.starts_with(&format!("{code}: ")))
+    condition(object, "Stalled").is_some_and(|(on, reason, message)| {
+        on && reason == conditions::reason_of(code) && message.starts_with(&format!("{code}: "))
+    }) || condition(object, "Reconciling")
+        .is_some_and(|(on, _, message)| on && message.starts_with(&format!("{code}: ")))
 }
 
 fn answer_import_with(code: &str) -> FaultSettings {

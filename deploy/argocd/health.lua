@@ -3,8 +3,8 @@
 --   being deleted                         -> Progressing ("deleting")
 --   paused annotation                     -> Suspended
 --   spec newer than what the operator saw -> Progressing
---   Stalled=True                          -> Degraded (the ECS code and message; a copy that
---                                            failed in its region names the region)
+--   Stalled=True                          -> Degraded (its message: the ECS code and what it means;
+--                                            a copy that failed in its region names the region)
 --   Ready=True, every copy made           -> Healthy (the image, and how many copies)
 --   Ready=True, copies still missing      -> Progressing (copies done out of wanted)
 --   anything else                         -> Progressing (status.message)
@@ -32,6 +32,15 @@ local function describe(c)
     text = text .. c.message
   end
   return text
+end
+
+-- A stall's message starts with the exact ECS code (its reason is that code without the dots, so
+-- "reason: message" would say the code twice); the reason alone when there is no message.
+local function describe_stall(c)
+  if c.message ~= nil and c.message ~= "" then
+    return c.message
+  end
+  return c.reason or ""
 end
 
 local function status_message(fallback)
@@ -78,7 +87,7 @@ end
 local stalled = condition("Stalled")
 if stalled ~= nil and stalled.status == "True" then
   hs.status = "Degraded"
-  hs.message = describe(stalled)
+  hs.message = describe_stall(stalled)
   return hs
 end
 

@@ -106,7 +106,10 @@ fn immutable_rule() -> kube::core::Rule {
     printcolumn = r#"{"name":"Image ID","type":"string","jsonPath":".status.imageId"}"#,
     printcolumn = r#"{"name":"Region","type":"string","jsonPath":".spec.regionId"}"#,
     printcolumn = r#"{"name":"Copies","type":"string","jsonPath":".status.copiesReady"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Message","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#
 )]
 #[x_kube(validation = kube::core::Rule::new(
     "!has(self.architecture) || self.architecture != 'arm64' || !has(self.bootMode) || self.bootMode == 'UEFI'"
@@ -522,8 +525,11 @@ pub struct ImageImportStatus {
     /// The accounts the image and every copy are shared with, sorted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shared_with: Vec<String>,
-    /// `Ready`, `Reconciling` and `Stalled`, following the kstatus convention.
+    /// `Ready`, `Reconciling` and `Stalled`, following the kstatus convention; reasons follow the
+    /// API conventions (an ECS code without its dots, e.g. `InvalidOSSObjectNotFound`), the exact
+    /// code starts the message.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "super::conditions::schema")]
     pub conditions: Vec<Condition>,
 }
 

@@ -19,6 +19,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Client, Resource};
 
+use crate::api::conditions;
+
 /// A Warning repeated within this window (same object and reason) bumps the first one's series.
 const SERIES_WINDOW: SignedDuration = SignedDuration::from_mins(6);
 
@@ -27,7 +29,7 @@ const SERIES_WINDOW: SignedDuration = SignedDuration::from_mins(6);
 pub struct Note<'a> {
     /// A Warning rather than a Normal Event.
     pub warning: bool,
-    /// CamelCase reason (at most 128 characters are sent).
+    /// CamelCase reason (made to follow the API conventions, and at most 128 characters, when sent).
     pub reason: &'a str,
     /// For people (at most 1,000 characters are sent).
     pub message: &'a str,
@@ -145,7 +147,7 @@ impl EventPublisher {
                 ..ObjectMeta::default()
             },
             action: Some("Reconcile".into()),
-            reason: Some(note.reason.chars().take(128).collect()),
+            reason: Some(event_reason(note.reason)),
             note: Some(note.message.chars().take(1000).collect()),
             type_: Some(if note.warning { "Warning" } else { "Normal" }.into()),
             event_time: Some(MicroTime(now)),
@@ -175,6 +177,20 @@ impl EventPublisher {
             .unwrap_or_else(PoisonError::into_inner)
             .retain(|_, recent| recent.last + SERIES_WINDOW > now);
     }
+}
+
+/// The longest reason `events.k8s.io/v1` stores.
+const MAX_EVENT_REASON_CHARS: usize = 128;
+
+/// `reason` as the API conventions want it (see [`conditions::reason_of`]), within the Events
+/// API's limit: a cut could end on a `:` or `,`, so the cut is conformed again.
+fn event_reason(reason: &str) -> String {
+    let reason = conditions::reason_of(reason);
+    if reason.len() <= MAX_EVENT_REASON_CHARS {
+        return reason;
+    }
+    let cut: String = reason.chars().take(MAX_EVENT_REASON_CHARS).collect();
+    conditions::reason_of(&cut)
 }
 
 /// What makes two Events the same series: the object (by UID), the type and the reason.

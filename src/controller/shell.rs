@@ -16,6 +16,7 @@ use super::poller::{Followed, GroupKey};
 use super::port::EcsPort;
 use super::reconciler::{Context, Error};
 use super::status_writer;
+use crate::api::conditions::is_valid_reason;
 use crate::api::image_import::{ImageImport, ImageImportStatus, Phase};
 use crate::ecs::CredentialProvider;
 
@@ -89,8 +90,14 @@ impl<P: EcsPort> Shell for Context<P> {
         stored: Option<&ImageImportStatus>,
         plan: &Plan,
     ) -> Result<(), Error> {
-        // A resource about to lose its finalizer goes with the status it has.
-        if plan.finalize != decision::Finalize::Now {
+        // A resource about to lose its finalizer goes with the status it has, unless that status
+        // holds reasons the schema refuses (stored by an older release): the API server validates
+        // the whole object, so the finalizer's removal would be refused as well.
+        let refusable = object
+            .status
+            .as_ref()
+            .is_some_and(|s| s.conditions.iter().any(|c| !is_valid_reason(&c.reason)));
+        if plan.finalize != decision::Finalize::Now || refusable {
             self.write_status(object, stored, &plan.status).await?;
         }
         self.publish(object, plan).await;

@@ -7,6 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::Resource;
 use kube::api::{Api, Patch, PatchParams};
 
+use crate::api::conditions;
 use crate::api::image_import::{ImageImport, ImageImportStatus};
 
 /// The field manager of every write.
@@ -60,6 +61,10 @@ async fn apply_once(
     name: &str,
     status: &ImageImportStatus,
 ) -> Result<Option<ImageImportStatus>, kube::Error> {
+    // The decisions conform their reasons already; this is the one door every write goes through,
+    // and a reason the schema refuses would have every write refused, the compact one too.
+    let mut status = status.clone();
+    conditions::conform(&mut status.conditions);
     let patch = serde_json::json!({
         "apiVersion": ImageImport::api_version(&()),
         "kind": ImageImport::kind(&()),
@@ -95,8 +100,8 @@ pub fn compact(status: &ImageImportStatus) -> ImageImportStatus {
     if let Some(message) = compact.message.as_mut() {
         cut(message, COMPACT_MESSAGE_CHARS);
     }
-    // Codes and reasons are bounded where they are made (the ECS layer): cutting them here would
-    // break the reason pattern.
+    // Codes are bounded where they are made (the ECS layer) and reasons by `conditions::reason_of`;
+    // cutting them here could break the reason pattern.
     if let Some(error) = compact.last_error.as_mut() {
         cut(&mut error.message, COMPACT_MESSAGE_CHARS);
     }

@@ -206,7 +206,7 @@ pub fn apply(
                 resource.generation,
                 false,
                 (false, reasons::IMPORT_FAILED),
-                Some((&code, &message)),
+                Some((&code, &format!("{code}: {message}"))),
                 now,
             );
             finish(resource, status, None, None)

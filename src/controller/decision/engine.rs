@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use super::distribution;
 use super::failure::after_failure;
 use super::*;
+use crate::api::conditions;
 use crate::api::image_import::{DeletionPolicy, ImageImportStatus, Phase};
 
 /// Whether ECS needs to be asked at all: not for a deletion that leaves everything in ECS on
@@ -19,8 +20,21 @@ pub fn needs_ecs(resource: &Resource<'_>) -> bool {
 
 /// Decides what to do for a resource from what was observed of it: a failure to observe (the
 /// credentials, a look-up) is decided like any other failure; a resource whose image belongs to
-/// another account is left alone; then the source image's own part decides.
+/// another account is left alone; then the source image's own part decides. Condition reasons a
+/// previous release stored (ECS codes with dots) are rewritten, even when nothing else changes,
+/// since the API server refuses every status write that still holds one.
 pub fn decide(
+    resource: &Resource<'_>,
+    observed: &Observed,
+    timing: &Timing,
+    now: Timestamp,
+) -> Plan {
+    let mut plan = decide_by_part(resource, observed, timing, now);
+    conditions::conform(&mut plan.status.conditions);
+    plan
+}
+
+fn decide_by_part(
     resource: &Resource<'_>,
     observed: &Observed,
     timing: &Timing,
@@ -112,6 +126,7 @@ pub fn conclude(
             next.requeue.get_or_insert(timing.poll_interval);
         }
     }
+    conditions::conform(&mut next.status.conditions);
     next
 }
 

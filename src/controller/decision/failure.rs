@@ -8,7 +8,7 @@ use jiff::Timestamp;
 
 use super::status::{finish, finish_cleanup, set_all, set_condition, time};
 use super::*;
-use crate::api::conditions::{reasons, types};
+use crate::api::conditions::{self, reasons, types};
 use crate::api::image_import::{ImageImportStatus, LastError, Phase, RetryRule};
 use crate::ecs::ErrorClass;
 
@@ -67,12 +67,14 @@ pub fn after_failure(
                 status.phase = Some(Phase::Failed);
             }
             status.message = Some(format!("{}: {}{retry_note}", failure.code, failure.message));
+            // The reasons lose the code's dots (`reason_of`); the messages keep it exact, first.
+            let said = format!("{}: {}", failure.code, failure.message);
             set_all(
                 &mut status,
                 resource.generation,
                 false,
                 (false, &failure.code),
-                Some((&failure.code, &failure.message)),
+                Some((&failure.code, &said)),
                 now,
             );
             // A blocked deletion must not hang silently: keep trying, slowly.
@@ -81,8 +83,8 @@ pub fn after_failure(
             decision.failed = true;
             decision.events.push(EventNote {
                 warning: true,
-                reason: failure.code.clone(),
-                message: failure.message.clone(),
+                reason: conditions::reason_of(&failure.code),
+                message: said,
             });
             decision
         }
@@ -193,6 +195,8 @@ pub fn waiting_for_ecs(
         now,
     );
     status.message = Some(message);
+    // Written as it is, outside the decision: reasons of an older release must not stay.
+    conditions::conform(&mut status.conditions);
     status
 }
 

@@ -349,7 +349,7 @@ pub enum Finalize {
 pub struct EventNote {
     /// A Warning rather than a Normal event.
     pub warning: bool,
-    /// CamelCase reason (the phase, or an ECS code).
+    /// CamelCase reason (the phase, or an ECS code through `conditions::reason_of`).
     pub reason: String,
     /// What happened, for people.
     pub message: String,
