@@ -112,7 +112,7 @@ async fn a_rotated_credentials_secret_is_used_without_a_restart() {
     .await;
     let stalled = rig
         .wait_for("rotated", "Stalled on the unknown key", |o| {
-            condition(o, "Stalled").is_some_and(|c| c.0 && c.1 == "InvalidAccessKeyId.NotFound")
+            condition(o, "Stalled").is_some_and(|c| c.0 && c.1 == "InvalidAccessKeyIdNotFound")
         })
         .await;
     let (_, _, message) = condition(&stalled, "Stalled").unwrap();
