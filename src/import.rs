@@ -343,9 +343,8 @@ impl<P: EcsPort> Shell for OneShot<'_, P> {
             object
                 .spec
                 .distribution
-                .iter()
-                .flat_map(|d| d.regions.iter())
-                .any(|r| r.region_id == region)
+                .as_ref()
+                .is_some_and(|d| d.wants(region))
         };
         let mut copies = Vec::new();
         for copy in status.copies.iter().filter(|c| wanted(&c.region_id)) {

@@ -98,6 +98,11 @@ pub struct CopyStatus {
 }
 
 impl Distribution {
+    /// Whether a copy in `region_id` is wanted.
+    pub fn wants(&self, region_id: &str) -> bool {
+        self.regions.iter().any(|r| r.region_id == region_id)
+    }
+
     /// The account IDs to share with, sorted, each once.
     pub fn accounts(&self) -> Vec<String> {
         let mut accounts: Vec<String> = self.share_with.iter().map(|a| a.0.clone()).collect();

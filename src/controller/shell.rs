@@ -153,9 +153,8 @@ impl<P: EcsPort> Context<P> {
             object
                 .spec
                 .distribution
-                .iter()
-                .flat_map(|d| d.regions.iter())
-                .any(|r| r.region_id == region)
+                .as_ref()
+                .is_some_and(|d| d.wants(region))
         };
         let mut regions = Vec::new();
         for copy in status.copies.iter().filter(|c| wanted(&c.region_id)) {

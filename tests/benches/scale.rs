@@ -90,28 +90,25 @@ fn main() {
     runtime.block_on(run());
 }
 
-fn sizes() -> Vec<usize> {
-    std::env::var("SCALE_SIZES")
-        .ok()
-        .map(|s| {
+/// The sizes to run: the comma-separated list in `var`, else `default`.
+fn sizes_from(var: &str, default: &[usize]) -> Vec<usize> {
+    std::env::var(var).ok().map_or_else(
+        || default.to_vec(),
+        |s| {
             s.split(',')
                 .filter(|p| !p.trim().is_empty())
                 .map(|p| p.trim().parse().unwrap())
                 .collect()
-        })
-        .unwrap_or_else(|| vec![10, 100, 1_000])
+        },
+    )
+}
+
+fn sizes() -> Vec<usize> {
+    sizes_from("SCALE_SIZES", &[10, 100, 1_000])
 }
 
 fn copy_sizes() -> Vec<usize> {
-    std::env::var("SCALE_COPY_SIZES")
-        .ok()
-        .map(|s| {
-            s.split(',')
-                .filter(|p| !p.trim().is_empty())
-                .map(|p| p.trim().parse().unwrap())
-                .collect()
-        })
-        .unwrap_or_else(|| vec![10, 100])
+    sizes_from("SCALE_COPY_SIZES", &[10, 100])
 }
 
 /// A resource of size run `n`: the minimal import, with copies to `regions` when any.
