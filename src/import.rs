@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 
 use crate::api::conditions::{self, types};
+use crate::api::distribution::Distribution;
 use crate::api::image_import::{ImageImport, ImageImportStatus, Phase};
 use crate::controller::decision::{CopyObserved, Lookup, Plan, Timing};
 use crate::controller::engine::source::describe_image;
@@ -339,15 +340,12 @@ impl<P: EcsPort> Shell for OneShot<'_, P> {
             Some(image_id) => look(object.spec.region_id.clone(), image_id.clone()).await,
             None => Lookup::NotAsked,
         };
-        let wanted = |region: &str| {
-            object
-                .spec
-                .distribution
-                .as_ref()
-                .is_some_and(|d| d.wants(region))
-        };
         let mut copies = Vec::new();
-        for copy in status.copies.iter().filter(|c| wanted(&c.region_id)) {
+        for copy in status
+            .copies
+            .iter()
+            .filter(|c| Distribution::wants(object.spec.distribution.as_ref(), &c.region_id))
+        {
             if let Some(image_id) = &copy.image_id {
                 copies.push(CopyObserved {
                     region_id: copy.region_id.clone(),

@@ -98,9 +98,9 @@ pub struct CopyStatus {
 }
 
 impl Distribution {
-    /// Whether a copy in `region_id` is wanted.
-    pub fn wants(&self, region_id: &str) -> bool {
-        self.regions.iter().any(|r| r.region_id == region_id)
+    /// Whether a copy in `region_id` is wanted (by `distribution`, when the spec has one).
+    pub fn wants(distribution: Option<&Self>, region_id: &str) -> bool {
+        distribution.is_some_and(|d| d.regions.iter().any(|r| r.region_id == region_id))
     }
 
     /// The account IDs to share with, sorted, each once.

@@ -17,6 +17,7 @@ use super::port::EcsPort;
 use super::reconciler::{Context, Error};
 use super::status_writer;
 use crate::api::conditions::is_valid_reason;
+use crate::api::distribution::Distribution;
 use crate::api::image_import::{ImageImport, ImageImportStatus, Phase};
 use crate::ecs::CredentialProvider;
 
@@ -149,15 +150,12 @@ impl<P: EcsPort> Context<P> {
             }
             _ => false,
         };
-        let wanted = |region: &str| {
-            object
-                .spec
-                .distribution
-                .as_ref()
-                .is_some_and(|d| d.wants(region))
-        };
         let mut regions = Vec::new();
-        for copy in status.copies.iter().filter(|c| wanted(&c.region_id)) {
+        for copy in status
+            .copies
+            .iter()
+            .filter(|c| Distribution::wants(object.spec.distribution.as_ref(), &c.region_id))
+        {
             let (
                 Some(image_id),
                 Some(phase @ (Phase::Available | Phase::Failed | Phase::Importing)),
