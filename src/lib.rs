@@ -4,13 +4,14 @@
 //! (wire codec, signing, credentials, typed API, client), which knows nothing of Kubernetes;
 //! [`controller`] decides and reconciles; [`emulator`] is an offline ECS endpoint for tests and demos,
 //! sharing only the wire codec and signing with [`ecs`]; [`cli`], [`run`] and [`import`] are the binary's commands;
-//! [`metrics`] is what `run` exports to Prometheus.
+//! [`metrics`] is what `run` exports to Prometheus; [`explain`] says an error and its causes once each.
 
 pub mod api;
 pub mod cli;
 pub mod controller;
 pub mod ecs;
 pub mod emulator;
+pub mod explain;
 pub mod import;
 pub mod metrics;
 pub mod run;

@@ -1,5 +1,6 @@
 //! The `ecs-image-operator` binary: parses the command line and runs the chosen subcommand.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -25,21 +26,10 @@ async fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            tracing::error!("{}", error_chain(error.as_ref()));
+            tracing::error!("{}", ecs_image_operator::explain::explain(error.as_ref()));
             ExitCode::FAILURE
         }
     }
-}
-
-/// The error and every cause: the whole explanation a user gets.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    message
 }
 
 fn print_crd() -> Result<ExitCode, Box<dyn std::error::Error>> {
@@ -49,8 +39,15 @@ fn print_crd() -> Result<ExitCode, Box<dyn std::error::Error>> {
 
 fn init_logging(args: &LoggingArgs) {
     let filter = EnvFilter::try_new(&args.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    // The OSS client logs request headers, the security token among them, at `trace`: whatever
+    // the level asked for, it says nothing.
+    let filter = match "ossify=off".parse() {
+        Ok(quiet) => filter.add_directive(quiet),
+        Err(_) => filter,
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match args.log_format {
         LogFormat::Text => builder.init(),
