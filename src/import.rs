@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,7 @@ use clap::Args;
 use crate::api::conditions::{self, types};
 use crate::api::distribution::Distribution;
 use crate::api::image_import::{ImageImport, ImageImportStatus, Phase};
-use crate::controller::decision::{CopyObserved, Lookup, Plan, Timing};
+use crate::controller::decision::{CopyObserved, EcsAction, Lookup, Plan, Timing};
 use crate::controller::engine::source::describe_image;
 use crate::controller::engine::{self, Blocked, Identity, Latest, Shell, failure_from};
 use crate::controller::port::EcsPort;
@@ -56,6 +56,12 @@ pub struct ImportArgs {
         default_value_t = 7200
     )]
     pub timeout_seconds: u64,
+    /// The identity of this import: its `ClientToken` and the UID tag of its image. By default it
+    /// is derived from the manifest's namespace and name, so running the same manifest again
+    /// finds the image the first run made (or follows its running import) instead of starting
+    /// another; give another `--id` to import the same manifest a second time on purpose.
+    #[arg(long, env = "ECS_IMAGE_OPERATOR_IMPORT_ID")]
+    pub id: Option<String>,
     /// Where ECS, STS and the metadata service are (ignored with `--emulator`); credentials come
     /// from the environment, as for `run`.
     #[command(flatten)]
@@ -99,16 +105,26 @@ impl ImportArgs {
     pub async fn run(self) -> Result<ExitCode, ImportError> {
         crate::ecs::ensure_tls_provider();
         let mut object = self.read_manifest()?;
-        // Outside Kubernetes the resource has no UID: a fresh one gives a fresh ClientToken.
-        object
-            .metadata
-            .uid
-            .get_or_insert_with(|| uuid_like(&random_hex(32)));
-        object
+        let namespace = object
             .metadata
             .namespace
-            .get_or_insert_with(|| "default".into());
+            .get_or_insert_with(|| "default".into())
+            .clone();
+        // Outside Kubernetes the resource has no UID: a stable one, so a second run asks ECS for
+        // the same import (and finds its image by the UID tag).
+        let name = object.metadata.name.clone().unwrap_or_default();
+        let identity = self
+            .id
+            .clone()
+            .unwrap_or_else(|| format!("{namespace}/{name}"));
+        object.metadata.uid = Some(stable_uid(&identity));
         object.metadata.generation.get_or_insert(1);
+        // As if a status had been written before: the engine first looks for an image carrying
+        // the UID tag, which is what makes a re-run find the first run's image.
+        object.status.get_or_insert_with(|| ImageImportStatus {
+            phase: Some(Phase::Pending),
+            ..ImageImportStatus::default()
+        });
 
         let (client, credentials, emulator) = if self.emulator {
             let (handle, credentials) = start_emulator(&object, self.time_scale).await?;
@@ -251,6 +267,8 @@ async fn follow<P: EcsPort>(
         },
         failures: AtomicU32::new(0),
         bar: Mutex::new(ProgressBar::new()),
+        imported: AtomicBool::new(false),
+        found: Mutex::new(None),
     };
     let mut object = object.clone();
     let started = Instant::now();
@@ -261,7 +279,11 @@ async fn follow<P: EcsPort>(
             && !conditions::is_true(&status.conditions, types::RECONCILING);
         let gave_up = shell.failures.load(Ordering::Relaxed) > GIVE_UP_AFTER;
         if done || stalled(&status) || gave_up || started.elapsed() > timeout {
-            shell.bar().finish(&status);
+            let mut bar = shell.bar();
+            bar.finish(&status);
+            if let Some(line) = shell.earlier_run(&object.spec.region_id, &status) {
+                bar.say(&line);
+            }
             return status;
         }
         // A failure waits out its backoff; otherwise look again every poll.
@@ -284,11 +306,31 @@ struct OneShot<'a, P> {
     timing: Timing,
     failures: AtomicU32,
     bar: Mutex<ProgressBar>,
+    /// This run asked ECS for the import.
+    imported: AtomicBool,
+    /// The phase of the image an earlier run made, when this run found one by its UID tag.
+    found: Mutex<Option<Phase>>,
 }
 
 impl<P> OneShot<'_, P> {
     fn bar(&self) -> std::sync::MutexGuard<'_, ProgressBar> {
         self.bar.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// What to say when an earlier run of the same import made the image: it was already
+    /// there, or this run followed the import that run had started.
+    fn earlier_run(&self, region: &str, status: &ImageImportStatus) -> Option<String> {
+        let found = *self.found.lock().unwrap_or_else(PoisonError::into_inner);
+        let image = status.image_id.as_deref()?;
+        Some(match found? {
+            Phase::Available => format!(
+                "already imported: image {image} in {region} (found by its UID tag); no import was started"
+            ),
+            _ => format!(
+                "resumed: followed the import of image {image} in {region} that an earlier run started (task {})",
+                status.import_task_id.as_deref().unwrap_or("unknown")
+            ),
+        })
     }
 }
 
@@ -372,6 +414,13 @@ impl<P: EcsPort> Shell for OneShot<'_, P> {
         _stored: Option<&ImageImportStatus>,
         plan: &Plan,
     ) -> Result<(), Infallible> {
+        if plan.steps.contains(&EcsAction::Import) {
+            self.imported.store(true, Ordering::Relaxed);
+        }
+        if !self.imported.load(Ordering::Relaxed) && plan.status.image_id.is_some() {
+            let mut found = self.found.lock().unwrap_or_else(PoisonError::into_inner);
+            found.get_or_insert(plan.status.phase.unwrap_or(Phase::Importing));
+        }
         self.bar().show(&plan.status);
         Ok(())
     }
@@ -425,6 +474,11 @@ impl ProgressBar {
         self.last = Some(line);
     }
 
+    /// A line of its own under the bar.
+    fn say(&mut self, line: &str) {
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
+    }
+
     fn finish(&mut self, status: &ImageImportStatus) {
         self.show(status);
         if self.terminal {
@@ -450,6 +504,14 @@ fn percent(status: &ImageImportStatus) -> u8 {
         })
         .sum();
     u8::try_from(sum / status.copies.len()).unwrap_or(100)
+}
+
+/// The UID of a one-shot import known by `identity`: a UUID from its SHA-256, the same on every
+/// run and every machine.
+fn stable_uid(identity: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(format!("ecs-image-operator import {identity}").as_bytes());
+    uuid_like(&hex::encode(digest))
 }
 
 /// Formats 32 hex digits as a UUID, the shape of a Kubernetes UID.

@@ -1,6 +1,8 @@
 //! `ecs-image-operator import -f FILE --emulator`: the README's first command, as a user runs it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails loudly by design
 
+mod emulator_support;
+
 use std::process::{Command, Output};
 
 fn import(file: &std::path::Path) -> Output {
@@ -129,5 +131,59 @@ fn a_file_that_is_no_image_import_is_refused_clearly() {
     assert!(
         stderr.contains("is not an ImageImport manifest"),
         "{stderr}"
+    );
+}
+
+/// Issue 17, part 3: the same manifest imported twice against one ECS (an emulator of the test's
+/// own, reached with `--ecs-endpoint`) makes one image: the second run finds it by its UID tag,
+/// says so and exits 0.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_run_of_the_same_manifest_finds_the_image_and_imports_nothing() {
+    let handle = emulator_support::start_with(ecs_image_operator::emulator::EmulatorConfig {
+        time_scale: 600.0,
+        ..emulator_support::config()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("twice.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: ecs.image-import.dev/v1alpha1\nkind: ImageImport\nmetadata:\n  name: twice\n\
+         spec:\n  regionId: cn-hangzhou\n  imageName: twice\n  diskDeviceMappings:\n    \
+         - ossBucket: images-hz\n      ossObject: ubuntu-22.04.qcow2\n",
+    )
+    .unwrap();
+    let run = |manifest: std::path::PathBuf, url: String| {
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_ecs-image-operator"))
+                .args(["import", "--poll-interval-seconds", "1", "-f"])
+                .arg(&manifest)
+                .args(["--ecs-endpoint", &url, "--sts-endpoint", &url])
+                .env("ALIBABA_CLOUD_ACCESS_KEY_ID", emulator_support::AK_ID)
+                .env(
+                    "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+                    emulator_support::AK_SECRET,
+                )
+                .output()
+                .unwrap()
+        })
+    };
+    let first = run(manifest.clone(), handle.url()).await.unwrap();
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(first.status.success(), "{stderr}");
+    assert!(!stderr.contains("already imported"), "{stderr}");
+    let image = status(&first)["imageId"].as_str().unwrap().to_string();
+    let second = run(manifest, handle.url()).await.unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(second.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("already imported: image {image} in cn-hangzhou")),
+        "{stderr}"
+    );
+    assert_eq!(status(&second)["imageId"], image.as_str());
+    assert_eq!(
+        handle.stats().calls("ImportImage"),
+        1,
+        "the second run asked for no import"
     );
 }
