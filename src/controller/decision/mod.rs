@@ -37,6 +37,7 @@ mod distribution;
 mod engine;
 mod failure;
 mod status;
+mod upload;
 
 pub use apply::{IMAGE_MISSING, after_import, apply, settled, source_settled};
 pub use cleanup::cleanup;
@@ -48,6 +49,10 @@ pub use engine::{conclude, decide, needs_ecs};
 pub use failure::{
     CREDENTIALS_ACCOUNT_CHANGED, abandon, account_changed, account_guard, after_failure,
     retry_rule, waiting_for_ecs,
+};
+pub use upload::{
+    SOURCE_CHECKSUM_MISMATCH, SOURCE_FILE_UNSUPPORTED, SOURCE_FORMAT_MISMATCH, SOURCE_REFUSED,
+    SOURCE_SIZE_MISMATCH, pending_upload,
 };
 
 /// The resource as the decision sees it.
@@ -195,6 +200,96 @@ pub struct Observed {
     pub shares: Vec<ShareObserved>,
     /// Consecutive failed reconciles of this resource before this one (the backoff grows with it).
     pub failures: u32,
+    /// The upload of the first mapping with a `source` whose upload is not complete (one disk
+    /// uploads at a time per resource); `NotAsked` when the shell did not look.
+    pub upload: UploadObserved,
+    /// The shell can read a local `source.file` (the one-shot `import -f`); false in the
+    /// cluster, where such a source stalls with `SourceFileUnsupported`.
+    pub local_files: bool,
+}
+
+/// What the transfer in this process reports of one disk's upload.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum UploadObserved {
+    /// No mapping to upload, or not looked at: the decision starts nothing (a transfer may run).
+    #[default]
+    NotAsked,
+    /// No transfer of the disk runs in this process.
+    Idle {
+        /// The mapping's index.
+        disk: u32,
+    },
+    /// The transfer runs.
+    Running {
+        /// The mapping's index.
+        disk: u32,
+        /// How far it is.
+        progress: UploadProgress,
+    },
+    /// The transfer completed the OSS object.
+    Finished {
+        /// The mapping's index.
+        disk: u32,
+        /// What it found.
+        done: UploadDone,
+    },
+    /// The transfer failed.
+    Failed {
+        /// The mapping's index.
+        disk: u32,
+        /// Why.
+        failure: Failure,
+        /// The upload id is gone (aborted): the next attempt starts from byte 0.
+        restart: bool,
+    },
+}
+
+impl UploadObserved {
+    /// The disk it is about, unless `NotAsked`.
+    pub fn disk(&self) -> Option<u32> {
+        match self {
+            Self::NotAsked => None,
+            Self::Idle { disk }
+            | Self::Running { disk, .. }
+            | Self::Finished { disk, .. }
+            | Self::Failed { disk, .. } => Some(*disk),
+        }
+    }
+}
+
+/// How far a running upload is: also its resume point, recorded in `status.upload`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UploadProgress {
+    /// The OSS multipart upload.
+    pub upload_id: String,
+    /// Its part size, in bytes.
+    pub part_size: u64,
+    /// Parts 1 to `parts_done` are uploaded.
+    pub parts_done: u32,
+    /// `parts_done × part_size`.
+    pub bytes_done: u64,
+    /// The file's size, once known.
+    pub bytes_total: Option<u64>,
+    /// The current throughput.
+    pub bytes_per_second: Option<u64>,
+    /// The SHA-256 state after `bytes_done` (hex), for resuming.
+    pub sha256_state: Option<String>,
+    /// The source's `ETag` or `Last-Modified`, sent as `If-Range` on resuming.
+    pub validator: Option<String>,
+    /// Why the upload started over from byte 0 (the source has no `Range` support, or changed),
+    /// reported once.
+    pub restarted: Option<String>,
+}
+
+/// What a finished upload found.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UploadDone {
+    /// The file's size in bytes.
+    pub size: u64,
+    /// The file's SHA-256 (hex).
+    pub sha256: String,
+    /// The format its bytes show.
+    pub format: Option<String>,
 }
 
 /// What carrying out a plan's steps brought back, as the next decision needs it.
@@ -303,6 +398,24 @@ pub enum EcsAction {
         /// Accounts to unshare from.
         remove: Vec<String>,
     },
+    /// Start (or resume from `status.upload.disks[disk]`) the transfer of a mapping's source into
+    /// its OSS object; it runs in the background and wakes the resource as parts complete.
+    Upload {
+        /// The mapping's index.
+        disk: u32,
+    },
+    /// Stop a running transfer of the disk and abort its multipart upload (its parts removed).
+    AbortUpload {
+        /// The mapping's index.
+        disk: u32,
+        /// The multipart upload.
+        upload_id: String,
+    },
+    /// Remove the uploaded OSS object of a mapping (`cleanup: Delete`).
+    DeleteObject {
+        /// The mapping's index.
+        disk: u32,
+    },
 }
 
 impl EcsAction {
@@ -318,7 +431,15 @@ impl EcsAction {
         )
     }
 
-    /// The ECS action behind it, as people know it (named in `WaitingForECS`).
+    /// Whether the step is an upload's (into OSS, not ECS).
+    pub fn is_upload(&self) -> bool {
+        matches!(
+            self,
+            Self::Upload { .. } | Self::AbortUpload { .. } | Self::DeleteObject { .. }
+        )
+    }
+
+    /// The ECS or OSS action behind it, as people know it (named in `WaitingForECS`).
     pub fn name(&self) -> &'static str {
         match self {
             Self::Import => "ImportImage",
@@ -329,6 +450,9 @@ impl EcsAction {
             Self::UpdateCopy { .. } => "ModifyImageAttribute",
             Self::CancelCopy { .. } => "CancelCopyImage",
             Self::Share { .. } => "ModifyImageSharePermission",
+            Self::Upload { .. } => "UploadPart",
+            Self::AbortUpload { .. } => "AbortMultipartUpload",
+            Self::DeleteObject { .. } => "DeleteObject",
         }
     }
 }
