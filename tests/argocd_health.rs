@@ -310,7 +310,8 @@ fn uploading_is_progressing_with_the_upload_percent() {
 fn a_stalled_upload_is_degraded_with_the_source_code() {
     let said = "SourceChecksumMismatch: the file's SHA-256 is 00ff…, source.sha256 says ab12…";
     let status = json!({
-        "phase": "Failed", "progress": 100, "observedGeneration": 2, "message": said,
+        "phase": "Failed", "progress": 100, "observedGeneration": 2,
+        "message": format!("{said}; fix the spec or the credentials Secret"),
         "conditions": [
             condition("Ready", "False", "SourceChecksumMismatch", said, 2),
             condition("Reconciling", "False", "SourceChecksumMismatch", said, 2),
