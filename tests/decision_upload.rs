@@ -767,3 +767,29 @@ fn every_source_code_stalls_until_the_spec_changes() {
         );
     }
 }
+
+#[test]
+fn a_deletion_removes_an_object_the_transfer_finished_but_status_does_not_record() {
+    let mut fixture = Fixture::one().with_status(half_uploaded());
+    fixture.deleting = true;
+    let plan = fixture.decide(&observed(UploadObserved::Finished {
+        disk: 0,
+        done: done(),
+    }));
+    assert_eq!(plan.steps, [EcsAction::DeleteObject { disk: 0 }]);
+    assert!(disk(&plan.status, 0).uploaded);
+    // An upload the transfer already aborted has nothing left to abort.
+    let aborted = fixture.decide(&observed(UploadObserved::Failed {
+        disk: 0,
+        failure: Failure::minted("NoSuchUpload", "aborted".into()),
+        restart: true,
+    }));
+    assert!(
+        !aborted
+            .steps
+            .iter()
+            .any(|step| matches!(step, EcsAction::AbortUpload { .. })),
+        "{:?}",
+        aborted.steps
+    );
+}

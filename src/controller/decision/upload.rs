@@ -102,6 +102,17 @@ fn clear_resume_point(entry: &mut DiskUpload) {
     entry.validator = None;
 }
 
+/// Records a complete OSS object.
+fn record_finished(entry: &mut DiskUpload, done: &UploadDone) {
+    entry.uploaded = true;
+    entry.removed = false;
+    entry.bytes_done = done.size;
+    entry.bytes_total = Some(done.size);
+    entry.sha256 = Some(done.sha256.clone());
+    entry.format.clone_from(&done.format);
+    entry.sha256_state = None;
+}
+
 /// Recomputes the totals over every mapping with a source, and the phase's progress.
 fn totals(spec: &ImageImportSpec, status: &mut ImageImportStatus, bytes_per_second: Option<u64>) {
     let mut done: u64 = 0;
@@ -251,14 +262,7 @@ fn uploading(
             after_failure(resource, &status, failure, failures, timing, now)
         }
         UploadObserved::Finished { done, .. } => {
-            let recorded = entry_mut(&mut status, disk);
-            recorded.uploaded = true;
-            recorded.removed = false;
-            recorded.bytes_done = done.size;
-            recorded.bytes_total = Some(done.size);
-            recorded.sha256 = Some(done.sha256.clone());
-            recorded.format.clone_from(&done.format);
-            recorded.sha256_state = None;
+            record_finished(entry_mut(&mut status, disk), done);
             totals(resource.spec, &mut status, None);
             let finished = EventNote {
                 warning: false,
@@ -421,8 +425,22 @@ pub(super) fn taking_down(
     timing: &Timing,
     now: Timestamp,
 ) -> Option<Plan> {
+    // What the transfer reports and status does not record yet: a finished object is removed
+    // (not aborted, which would leave it), an upload the transfer aborted has nothing to abort.
     let running = match &observed.upload {
         UploadObserved::Running { disk, progress } => Some((*disk, progress.upload_id.clone())),
+        UploadObserved::Finished { disk, done } => {
+            record_finished(entry_mut(&mut status, *disk), done);
+            None
+        }
+        UploadObserved::Failed {
+            disk,
+            restart: true,
+            ..
+        } => {
+            clear_resume_point(entry_mut(&mut status, *disk));
+            None
+        }
         _ => None,
     };
     let mut steps: Vec<EcsAction> = sources(resource.spec)
