@@ -16,10 +16,15 @@
 //! - deletion: cancel a running task, delete the image (with `deletionPolicy: Delete`), then let the
 //!   finalizer go; a paused resource is never changed in ECS.
 //!
+//! - a mapping with a `source`: its file is uploaded into OSS before the import (phase
+//!   `Uploading`, resumed from `status.upload`), removed from OSS once the image is available
+//!   (`cleanup: Delete`), and aborted or removed first when the resource is deleted.
+//!
 //! Here: the types the decision reads and returns, tokens and tags. `engine` holds `decide` and
 //! `conclude`, which every shell runs; they put the parts in order. By concern: `apply`
 //! (`settled`, `apply`, `after_import`), `cleanup`, `failure` (`after_failure`, `account_guard`,
-//! `abandon`, `waiting_for_ecs`, `retry_rule`) and `status` (conditions and phase Events).
+//! `abandon`, `waiting_for_ecs`, `retry_rule`), `status` (conditions and phase Events), `upload`
+//! (the uploads of the sources) with what the transfer reports of them in `transfer`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -37,6 +42,7 @@ mod distribution;
 mod engine;
 mod failure;
 mod status;
+mod transfer;
 mod upload;
 
 pub use apply::{IMAGE_MISSING, after_import, apply, settled, source_settled};
@@ -50,6 +56,7 @@ pub use failure::{
     CREDENTIALS_ACCOUNT_CHANGED, abandon, account_changed, account_guard, after_failure,
     retry_rule, waiting_for_ecs,
 };
+pub use transfer::{UploadDone, UploadObserved, UploadProgress};
 pub use upload::{
     SOURCE_CHECKSUM_MISMATCH, SOURCE_FILE_UNSUPPORTED, SOURCE_FORMAT_MISMATCH, SOURCE_REFUSED,
     SOURCE_SIZE_MISMATCH, pending_upload,
@@ -206,90 +213,6 @@ pub struct Observed {
     /// The shell can read a local `source.file` (the one-shot `import -f`); false in the
     /// cluster, where such a source stalls with `SourceFileUnsupported`.
     pub local_files: bool,
-}
-
-/// What the transfer in this process reports of one disk's upload.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum UploadObserved {
-    /// No mapping to upload, or not looked at: the decision starts nothing (a transfer may run).
-    #[default]
-    NotAsked,
-    /// No transfer of the disk runs in this process.
-    Idle {
-        /// The mapping's index.
-        disk: u32,
-    },
-    /// The transfer runs.
-    Running {
-        /// The mapping's index.
-        disk: u32,
-        /// How far it is.
-        progress: UploadProgress,
-    },
-    /// The transfer completed the OSS object.
-    Finished {
-        /// The mapping's index.
-        disk: u32,
-        /// What it found.
-        done: UploadDone,
-    },
-    /// The transfer failed.
-    Failed {
-        /// The mapping's index.
-        disk: u32,
-        /// Why.
-        failure: Failure,
-        /// The upload id is gone (aborted): the next attempt starts from byte 0.
-        restart: bool,
-    },
-}
-
-impl UploadObserved {
-    /// The disk it is about, unless `NotAsked`.
-    pub fn disk(&self) -> Option<u32> {
-        match self {
-            Self::NotAsked => None,
-            Self::Idle { disk }
-            | Self::Running { disk, .. }
-            | Self::Finished { disk, .. }
-            | Self::Failed { disk, .. } => Some(*disk),
-        }
-    }
-}
-
-/// How far a running upload is: also its resume point, recorded in `status.upload`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct UploadProgress {
-    /// The OSS multipart upload.
-    pub upload_id: String,
-    /// Its part size, in bytes.
-    pub part_size: u64,
-    /// Parts 1 to `parts_done` are uploaded.
-    pub parts_done: u32,
-    /// `parts_done × part_size`.
-    pub bytes_done: u64,
-    /// The file's size, once known.
-    pub bytes_total: Option<u64>,
-    /// The current throughput.
-    pub bytes_per_second: Option<u64>,
-    /// The SHA-256 state after `bytes_done` (hex), for resuming.
-    pub sha256_state: Option<String>,
-    /// The source's `ETag` or `Last-Modified`, sent as `If-Range` on resuming.
-    pub validator: Option<String>,
-    /// Why the upload started over from byte 0 (the source has no `Range` support, or changed),
-    /// reported once.
-    pub restarted: Option<String>,
-}
-
-/// What a finished upload found.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct UploadDone {
-    /// The file's size in bytes.
-    pub size: u64,
-    /// The file's SHA-256 (hex).
-    pub sha256: String,
-    /// The format its bytes show.
-    pub format: Option<String>,
 }
 
 /// What carrying out a plan's steps brought back, as the next decision needs it.
