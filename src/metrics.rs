@@ -24,7 +24,14 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 
 /// The phases counted by `ecs_image_operator_imports`, always exported so a phase with no
 /// resources reads 0 instead of vanishing from dashboards.
-pub const PHASES: [&str; 5] = ["Pending", "Importing", "Available", "Failed", "Deleting"];
+pub const PHASES: [&str; 6] = [
+    "Uploading",
+    "Pending",
+    "Importing",
+    "Available",
+    "Failed",
+    "Deleting",
+];
 
 /// ECS answers from 5 ms (a warm connection to a nearby endpoint) to 30 s (the client's request
 /// timeout).

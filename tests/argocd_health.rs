@@ -283,3 +283,40 @@ fn a_stall_without_a_message_is_described_by_its_reason() {
         ("Degraded".into(), "Paused".into())
     );
 }
+
+#[test]
+fn uploading_is_progressing_with_the_upload_percent() {
+    let status = json!({
+        "phase": "Uploading", "progress": 37, "observedGeneration": 2,
+        "message": "uploading disk 0 to oss://b/o: 37% (370 bytes of 1000)",
+        "upload": {"bytesDone": 370, "bytesTotal": 1000, "percent": 37,
+                   "disks": [{"disk": 0, "uploadId": "up-1", "bytesDone": 370, "partsDone": 3}]},
+        "conditions": [
+            condition("Ready", "False", "Uploading", "uploading", 2),
+            condition("Reconciling", "True", "Uploading", "uploading", 2),
+            condition("Stalled", "False", "AsExpected", "", 2),
+        ]
+    });
+    assert_eq!(
+        health(&import(status)),
+        (
+            "Progressing".into(),
+            "uploading: 37%: uploading disk 0 to oss://b/o: 37% (370 bytes of 1000)".into()
+        )
+    );
+}
+
+#[test]
+fn a_stalled_upload_is_degraded_with_the_source_code() {
+    let said = "SourceChecksumMismatch: the file's SHA-256 is 00ff…, source.sha256 says ab12…";
+    let status = json!({
+        "phase": "Failed", "progress": 100, "observedGeneration": 2,
+        "message": format!("{said}; fix the spec or the credentials Secret"),
+        "conditions": [
+            condition("Ready", "False", "SourceChecksumMismatch", said, 2),
+            condition("Reconciling", "False", "SourceChecksumMismatch", said, 2),
+            condition("Stalled", "True", "SourceChecksumMismatch", said, 2),
+        ]
+    });
+    assert_eq!(health(&import(status)), ("Degraded".into(), said.into()));
+}

@@ -83,6 +83,7 @@ async fn every_example_is_accepted_by_the_crd() {
             "data-disks.yaml",
             "distribution.yaml",
             "minimal.yaml",
+            "upload.yaml",
             "windows-byol.yaml"
         ]
     );

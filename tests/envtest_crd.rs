@@ -226,6 +226,35 @@ fn cases() -> Vec<(String, Vec<Step>, bool)> {
         ],
         true,
     ));
+    let upload = crd_cases::example("upload.yaml");
+    let other_source = json!({"spec": {"diskDeviceMappings": [{
+        "ossBucket": "my-images", "ossObject": "uploads/ubuntu.qcow2", "format": "QCOW2",
+        "source": {"url": "https://images.example.com/ubuntu.qcow2", "cleanup": "Delete"}
+    }]}});
+    cases.push((
+        "a source changed after the import started".into(),
+        vec![
+            Step::Create(upload.clone()),
+            Step::Status(
+                "ubuntu-from-url",
+                json!({"importTaskId": "t-123", "phase": "Importing"}),
+            ),
+            Step::Patch("ubuntu-from-url", other_source.clone()),
+        ],
+        false,
+    ));
+    cases.push((
+        "a source changed while uploading".into(),
+        vec![
+            Step::Create(upload),
+            Step::Status(
+                "ubuntu-from-url",
+                json!({"phase": "Uploading", "progress": 40}),
+            ),
+            Step::Patch("ubuntu-from-url", other_source),
+        ],
+        true,
+    ));
     cases.push((
         "regionId changed before the import started".into(),
         vec![

@@ -7,6 +7,8 @@
 --                                            a copy that failed in its region names the region)
 --   Ready=True, every copy made           -> Healthy (the image, and how many copies)
 --   Ready=True, copies still missing      -> Progressing (copies done out of wanted)
+--   phase Uploading                       -> Progressing (the upload's percent; a stalled
+--                                            upload, e.g. SourceChecksumMismatch, is Degraded above)
 --   anything else                         -> Progressing (status.message)
 -- Written for Lua 5.1, the dialect of Argo CD's interpreter.
 local hs = {}
@@ -119,6 +121,16 @@ end
 if obj.status.phase == "Failed" then
   hs.status = "Degraded"
   hs.message = status_message("the import failed")
+  return hs
+end
+
+if obj.status.phase == "Uploading" then
+  hs.status = "Progressing"
+  local percent = obj.status.progress
+  if obj.status.upload ~= nil and obj.status.upload.percent ~= nil then
+    percent = obj.status.upload.percent
+  end
+  hs.message = "uploading: " .. string.format("%d", percent or 0) .. "%: " .. status_message("uploading the source into OSS")
   return hs
 end
 

@@ -23,6 +23,8 @@ pub mod types {
 pub mod reasons {
     /// The image is available.
     pub const AVAILABLE: &str = "Available";
+    /// A mapping's source is being uploaded into OSS.
+    pub const UPLOADING: &str = "Uploading";
     /// Waiting for ECS to accept the import.
     pub const PENDING: &str = "Pending";
     /// ECS is importing.

@@ -14,6 +14,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::distribution::{CopyStatus, Distribution};
+use super::source::{DiskSource, UploadStatus};
 
 /// API group of the resource.
 pub const GROUP: &str = "ecs.image-import.dev";
@@ -80,7 +81,7 @@ fn immutable_rule() -> kube::core::Rule {
     kube::core::Rule::new(immutable_after_start_rule())
         .message(
             "the import has started: regionId, architecture, osType, platform, bootMode, licenseType, roleName, \
-             resourceGroupId, detectionStrategy, features and diskDeviceMappings can no longer change \
+             resourceGroupId, detectionStrategy, features and diskDeviceMappings (their sources included) can no longer change \
              (imageName, description, tags, deletionPolicy and credentialsSecretRef can); \
              create a new ImageImport for a different image",
         )
@@ -231,7 +232,8 @@ pub struct ImageImportSpec {
 #[serde(transparent)]
 pub struct TagValue(#[schemars(length(max = 128))] pub String);
 
-/// One disk of the image: where its file lies in OSS and how big the disk is.
+/// One disk of the image: where its file lies in OSS (or goes, with a `source`) and how big the
+/// disk is.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DiskDeviceMapping {
@@ -259,6 +261,12 @@ pub struct DiskDeviceMapping {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 32), regex(pattern = r"^/dev/[a-z0-9]+$"))]
     pub device: Option<String>,
+
+    /// A file the operator uploads to `ossBucket`/`ossObject` first (the bucket must exist):
+    /// from an `https` URL, or a local file with `import -f`. Left out, the object must already
+    /// be there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<DiskSource>,
 }
 
 /// Image features.
@@ -474,7 +482,8 @@ impl Default for DeletionPolicy {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageImportStatus {
-    /// `Pending` → `Importing` → `Available`, or `Failed`; `Deleting` while the finalizer works.
+    /// `Uploading` (mappings with a `source`) → `Pending` → `Importing` → `Available`, or
+    /// `Failed`; `Deleting` while the finalizer works.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
     /// ID of the image in ECS (`m-…`), recorded as soon as ECS answers `ImportImage`.
@@ -489,10 +498,14 @@ pub struct ImageImportStatus {
     /// ID of the ECS import task (`t-…`), recorded with the image ID.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub import_task_id: Option<String>,
-    /// Import progress in percent, 0–100.
+    /// Progress in percent, 0–100: of the upload while `Uploading`, then of the import.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 100))]
     pub progress: Option<u8>,
+    /// The uploads of the mappings with a `source`: bytes done and total, percent, throughput,
+    /// and each disk's multipart upload (what a restart resumes from).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload: Option<UploadStatus>,
     /// What is happening, for people, e.g. `importing t-abc: 45%`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -533,10 +546,12 @@ pub struct ImageImportStatus {
     pub conditions: Vec<Condition>,
 }
 
-/// Where the import stands: `Pending` → `Importing` → `Available`, or `Failed`; `Deleting` while
-/// the finalizer cancels or deletes in ECS.
+/// Where the import stands: `Uploading` (mappings with a `source`) → `Pending` → `Importing` →
+/// `Available`, or `Failed`; `Deleting` while the finalizer cancels or deletes in ECS.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
 pub enum Phase {
+    /// The operator is uploading a mapping's `source` into OSS.
+    Uploading,
     /// Accepted by Kubernetes; ECS has not accepted the import yet.
     Pending,
     /// ECS is importing the image.
@@ -553,6 +568,7 @@ impl Phase {
     /// The phase as written in status.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Uploading => "Uploading",
             Self::Pending => "Pending",
             Self::Importing => "Importing",
             Self::Available => "Available",

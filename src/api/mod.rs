@@ -5,6 +5,7 @@
 pub mod conditions;
 pub mod distribution;
 pub mod image_import;
+pub mod source;
 
 pub use image_import::{ImageImport, ImageImportSpec, ImageImportStatus, Phase};
 

@@ -84,5 +84,46 @@ pub fn broken_examples() -> Vec<(&'static str, String, &'static str)> {
             text("distribution.yaml").replace("\"6543210987654321\"", "ops-team"),
             "shareWith",
         ),
+        (
+            "a source with both url and file",
+            text("upload.yaml").replace(
+                "        url: http://127.0.0.1:8099/images/ubuntu.qcow2\n",
+                "        url: http://127.0.0.1:8099/images/ubuntu.qcow2\n        file: /tmp/ubuntu.qcow2\n",
+            ),
+            "exactly one of url and file",
+        ),
+        (
+            "a source with neither url nor file",
+            text("upload.yaml").replace("        url: http://127.0.0.1:8099/images/ubuntu.qcow2\n", ""),
+            "exactly one of url and file",
+        ),
+        (
+            "a source over plain http to a host that is not loopback",
+            text("upload.yaml").replace("http://127.0.0.1:8099/", "http://images.example.com/"),
+            "loopback",
+        ),
+        (
+            "a source over plain http to a name that only starts like loopback",
+            text("upload.yaml").replace("http://127.0.0.1:8099/", "http://127.0.0.1.example.com/"),
+            "loopback",
+        ),
+        (
+            "a source whose sha256 is not 64 hex digits",
+            text("upload.yaml").replace(
+                "\"0000000000000000000000000000000000000000000000000000000000000000\"",
+                "\"000000000000000000000000000000000000000000000000000000000000000g\"",
+            ),
+            "sha256",
+        ),
+        (
+            "a source of size 0",
+            text("upload.yaml").replace("        cleanup: Delete\n", "        size: 0\n        cleanup: Delete\n"),
+            "size",
+        ),
+        (
+            "an unknown source cleanup",
+            text("upload.yaml").replace("cleanup: Delete", "cleanup: Keep"),
+            "cleanup",
+        ),
     ]
 }

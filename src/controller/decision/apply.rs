@@ -276,6 +276,15 @@ fn reimport(
     timing: &Timing,
     now: Timestamp,
 ) -> Plan {
+    forget_image(&mut status);
+    let mut decision = before_import(resource, status, timing, now);
+    decision.events.push(image_missing(image_id));
+    decision
+}
+
+/// Forgets an image deleted outside the operator, so it is imported again under a new
+/// `ClientToken`.
+pub(super) fn forget_image(status: &mut ImageImportStatus) {
     status.image_id = None;
     status.import_task_id = None;
     status.start_time = None;
@@ -283,16 +292,18 @@ fn reimport(
     status.progress = None;
     status.last_error = None;
     status.reimports = Some(status.reimports.unwrap_or(0).saturating_add(1));
-    let mut decision = before_import(resource, status, timing, now);
-    decision.events.push(EventNote {
+}
+
+/// The Warning Event of an image deleted outside the operator.
+pub(super) fn image_missing(image_id: &str) -> EventNote {
+    EventNote {
         warning: true,
         reason: IMAGE_MISSING.into(),
         message: format!(
             "image {image_id} no longer exists in ECS (deleted outside the operator): importing \
              it again"
         ),
-    });
-    decision
+    }
 }
 
 /// The reason of the Warning Event when an available image has disappeared from ECS.
@@ -305,36 +316,8 @@ fn before_import(
     now: Timestamp,
 ) -> Plan {
     let generation = Some(resource.generation);
-    // A stall stays until something that could fix it changes.
-    if let Some(error) = status
-        .last_error
-        .clone()
-        .filter(|_| conditions::is_true(&status.conditions, types::STALLED))
-    {
-        let same_spec = status.observed_generation == generation;
-        let same_credentials =
-            status.observed_credentials_version.as_deref() == resource.credentials_version;
-        // The rule stored with the error, never re-derived from its code; a status from a
-        // release that stored none is retried slowly, so it cannot stay stuck.
-        if same_spec && same_credentials {
-            match error.retry.unwrap_or(RetryRule::Slowly) {
-                RetryRule::OnChange => {
-                    return finish(resource, status, None, None);
-                }
-                RetryRule::Slowly => {
-                    let waited = elapsed_since(error.time.as_ref(), now).unwrap_or(Duration::MAX);
-                    if waited < timing.external_retry {
-                        return finish(
-                            resource,
-                            status,
-                            None,
-                            Some(timing.external_retry - waited),
-                        );
-                    }
-                }
-                RetryRule::Backoff => {}
-            }
-        }
+    if let Some(held) = holding(resource, &status, timing, now) {
+        return held;
     }
     status.phase = Some(Phase::Pending);
     status.observed_generation = generation;
@@ -375,6 +358,43 @@ fn before_import(
         Some(EcsAction::Import),
         Some(timing.poll_interval),
     )
+}
+
+/// A stall stays until something that could fix it changes: the plan that keeps it, or `None`
+/// when it is time to try again (or nothing is stalled).
+pub(super) fn holding(
+    resource: &Resource<'_>,
+    status: &ImageImportStatus,
+    timing: &Timing,
+    now: Timestamp,
+) -> Option<Plan> {
+    let error = status
+        .last_error
+        .clone()
+        .filter(|_| conditions::is_true(&status.conditions, types::STALLED))?;
+    let same_spec = status.observed_generation == Some(resource.generation);
+    let same_credentials =
+        status.observed_credentials_version.as_deref() == resource.credentials_version;
+    if !(same_spec && same_credentials) {
+        return None;
+    }
+    // The rule stored with the error, never re-derived from its code; a status from a release
+    // that stored none is retried slowly, so it cannot stay stuck.
+    match error.retry.unwrap_or(RetryRule::Slowly) {
+        RetryRule::OnChange => Some(finish(resource, status.clone(), None, None)),
+        RetryRule::Slowly => {
+            let waited = elapsed_since(error.time.as_ref(), now).unwrap_or(Duration::MAX);
+            (waited < timing.external_retry).then(|| {
+                finish(
+                    resource,
+                    status.clone(),
+                    None,
+                    Some(timing.external_retry - waited),
+                )
+            })
+        }
+        RetryRule::Backoff => None,
+    }
 }
 
 /// The decision once ECS has accepted the import: the IDs are recorded before anything else can

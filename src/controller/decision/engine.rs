@@ -1,12 +1,14 @@
 //! The one decision every shell runs: `decide` reads what was observed of each external object,
 //! failures included, and returns the plan; `conclude` reads what carrying out the plan's steps
-//! brought back. Each kind of external object has its own part (today the source image and its
-//! task, in `apply` and `cleanup`); this file only puts them in order.
+//! brought back. Each kind of external object has its own part (the uploads of the mappings'
+//! sources in `upload`, the source image and its task in `apply` and `cleanup`, the copies and
+//! shares in `distribution`); this file only puts them in order.
 
 use jiff::Timestamp;
 
 use super::distribution;
 use super::failure::after_failure;
+use super::upload;
 use super::*;
 use crate::api::conditions;
 use crate::api::image_import::{DeletionPolicy, ImageImportStatus, Phase};
@@ -66,10 +68,19 @@ fn decide_by_part(
     } else if let Some(failure) = observed.source.failure() {
         after_failure(resource, &base, failure, failures, timing, now)
     } else if resource.deleting {
-        match undistribute(resource, observed).filter(|_| !resource.paused) {
-            Some(steps) => taking_down(resource, base, steps, timing),
-            None => cleanup(resource, &observed.source, timing, now),
+        // The uploads go first: an unfinished multipart upload or a leftover object is no use
+        // once the resource is gone, and nothing else depends on them.
+        let uploads = upload::taking_down(resource, observed, base.clone(), timing, now);
+        match (
+            uploads,
+            undistribute(resource, observed).filter(|_| !resource.paused),
+        ) {
+            (Some(plan), _) => plan,
+            (None, Some(steps)) => taking_down(resource, base, steps, timing),
+            (None, None) => cleanup(resource, &observed.source, timing, now),
         }
+    } else if let Some(plan) = upload::before_import(resource, observed, timing, now) {
+        plan
     } else if settled(resource, &observed.source.image)
         && copies_settled(resource, &observed.copies)
     {
@@ -81,6 +92,9 @@ fn decide_by_part(
         let plan = apply(resource, &observed.source, timing, now);
         distribute(resource, observed, plan, timing, now)
     };
+    if !resource.deleting {
+        upload::remove_objects(resource, observed, &mut plan);
+    }
     if resource.deleting && plan.finalize != Finalize::Now {
         // A deletion never waits for a change that may not come.
         plan.requeue.get_or_insert(timing.poll_interval);
@@ -119,6 +133,7 @@ pub fn conclude(
         },
     };
     distribution::conclude_copies(&mut next.status, outcome, &mut next.events, now);
+    upload::conclude(resource, plan, outcome, &mut next);
     if let Some(failure) = &outcome.failure {
         let failures = failures.saturating_add(1);
         next = after_failure(resource, &next.status, failure, failures, timing, now);

@@ -16,10 +16,15 @@
 //! - deletion: cancel a running task, delete the image (with `deletionPolicy: Delete`), then let the
 //!   finalizer go; a paused resource is never changed in ECS.
 //!
+//! - a mapping with a `source`: its file is uploaded into OSS before the import (phase
+//!   `Uploading`, resumed from `status.upload`), removed from OSS once the image is available
+//!   (`cleanup: Delete`), and aborted or removed first when the resource is deleted.
+//!
 //! Here: the types the decision reads and returns, tokens and tags. `engine` holds `decide` and
 //! `conclude`, which every shell runs; they put the parts in order. By concern: `apply`
 //! (`settled`, `apply`, `after_import`), `cleanup`, `failure` (`after_failure`, `account_guard`,
-//! `abandon`, `waiting_for_ecs`, `retry_rule`) and `status` (conditions and phase Events).
+//! `abandon`, `waiting_for_ecs`, `retry_rule`), `status` (conditions and phase Events), `upload`
+//! (the uploads of the sources) with what the transfer reports of them in `transfer`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -37,6 +42,8 @@ mod distribution;
 mod engine;
 mod failure;
 mod status;
+mod transfer;
+mod upload;
 
 pub use apply::{IMAGE_MISSING, after_import, apply, settled, source_settled};
 pub use cleanup::cleanup;
@@ -48,6 +55,11 @@ pub use engine::{conclude, decide, needs_ecs};
 pub use failure::{
     CREDENTIALS_ACCOUNT_CHANGED, abandon, account_changed, account_guard, after_failure,
     retry_rule, waiting_for_ecs,
+};
+pub use transfer::{UploadDone, UploadObserved, UploadProgress};
+pub use upload::{
+    SOURCE_CHECKSUM_MISMATCH, SOURCE_FILE_UNSUPPORTED, SOURCE_FORMAT_MISMATCH, SOURCE_REFUSED,
+    SOURCE_SIZE_MISMATCH, pending_upload,
 };
 
 /// The resource as the decision sees it.
@@ -195,6 +207,12 @@ pub struct Observed {
     pub shares: Vec<ShareObserved>,
     /// Consecutive failed reconciles of this resource before this one (the backoff grows with it).
     pub failures: u32,
+    /// The upload of the first mapping with a `source` whose upload is not complete (one disk
+    /// uploads at a time per resource); `NotAsked` when the shell did not look.
+    pub upload: UploadObserved,
+    /// The shell can read a local `source.file` (the one-shot `import -f`); false in the
+    /// cluster, where such a source stalls with `SourceFileUnsupported`.
+    pub local_files: bool,
 }
 
 /// What carrying out a plan's steps brought back, as the next decision needs it.
@@ -303,6 +321,24 @@ pub enum EcsAction {
         /// Accounts to unshare from.
         remove: Vec<String>,
     },
+    /// Start (or resume from `status.upload.disks[disk]`) the transfer of a mapping's source into
+    /// its OSS object; it runs in the background and wakes the resource as parts complete.
+    Upload {
+        /// The mapping's index.
+        disk: u32,
+    },
+    /// Stop a running transfer of the disk and abort its multipart upload (its parts removed).
+    AbortUpload {
+        /// The mapping's index.
+        disk: u32,
+        /// The multipart upload.
+        upload_id: String,
+    },
+    /// Remove the uploaded OSS object of a mapping (`cleanup: Delete`).
+    DeleteObject {
+        /// The mapping's index.
+        disk: u32,
+    },
 }
 
 impl EcsAction {
@@ -318,7 +354,15 @@ impl EcsAction {
         )
     }
 
-    /// The ECS action behind it, as people know it (named in `WaitingForECS`).
+    /// Whether the step is an upload's (into OSS, not ECS).
+    pub fn is_upload(&self) -> bool {
+        matches!(
+            self,
+            Self::Upload { .. } | Self::AbortUpload { .. } | Self::DeleteObject { .. }
+        )
+    }
+
+    /// The ECS or OSS action behind it, as people know it (named in `WaitingForECS`).
     pub fn name(&self) -> &'static str {
         match self {
             Self::Import => "ImportImage",
@@ -329,6 +373,9 @@ impl EcsAction {
             Self::UpdateCopy { .. } => "ModifyImageAttribute",
             Self::CancelCopy { .. } => "CancelCopyImage",
             Self::Share { .. } => "ModifyImageSharePermission",
+            Self::Upload { .. } => "UploadPart",
+            Self::AbortUpload { .. } => "AbortMultipartUpload",
+            Self::DeleteObject { .. } => "DeleteObject",
         }
     }
 }

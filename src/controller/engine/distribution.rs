@@ -183,7 +183,10 @@ pub(crate) async fn act<P: EcsPort>(
         EcsAction::Import
         | EcsAction::UpdateImage(_)
         | EcsAction::CancelTask { .. }
-        | EcsAction::DeleteImage { .. } => Ok(Ok(Done::Nothing)),
+        | EcsAction::DeleteImage { .. }
+        | EcsAction::Upload { .. }
+        | EcsAction::AbortUpload { .. }
+        | EcsAction::DeleteObject { .. } => Ok(Ok(Done::Nothing)),
     }
 }
 

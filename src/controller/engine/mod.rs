@@ -193,9 +193,12 @@ async fn act<S: Shell>(
     for step in &plan.steps {
         // Each kind of external object carries out its own steps.
         let work = async {
-            if step.is_source() {
+            if step.is_upload() {
+                // The lead wires the transfer (`crate::upload`) here; until then nothing runs.
+                Ok::<_, crate::ecs::EcsError>((None, Ok(distribution::Done::Nothing)))
+            } else if step.is_source() {
                 let imported = source::act(shell.port(), &acting, step, credentials).await?;
-                Ok::<_, crate::ecs::EcsError>((imported, Ok(distribution::Done::Nothing)))
+                Ok((imported, Ok(distribution::Done::Nothing)))
             } else {
                 let done = distribution::act(shell.port(), &acting, step, credentials).await?;
                 Ok((None, done))

@@ -249,7 +249,10 @@ pub(crate) async fn act<P: EcsPort>(
         | EcsAction::UpdateCopy { .. }
         | EcsAction::CancelCopy { .. }
         | EcsAction::DeleteCopy { .. }
-        | EcsAction::Share { .. } => Ok(None),
+        | EcsAction::Share { .. }
+        | EcsAction::Upload { .. }
+        | EcsAction::AbortUpload { .. }
+        | EcsAction::DeleteObject { .. } => Ok(None),
     }
 }
 

@@ -417,6 +417,39 @@ pub const OPERATOR_CODES: &[KnownCode] = &[
     known("CredentialsSecretNotHeld", 0, Retryable),
     known("CredentialsSecretForbidden", 0, External),
     known("CredentialsAccountChanged", 0, InvalidRequest),
+    // The upload of a mapping's source into OSS (`controller::decision::upload`): what the
+    // file or the URL is does not change by trying again, so each stalls until the spec changes.
+    hinted(
+        "SourceChecksumMismatch",
+        0,
+        InvalidRequest,
+        "the file's SHA-256 is not source.sha256: fix the digest or the URL",
+    ),
+    hinted(
+        "SourceSizeMismatch",
+        0,
+        InvalidRequest,
+        "the file's size is not source.size: fix the size or the URL",
+    ),
+    hinted(
+        "SourceFormatMismatch",
+        0,
+        InvalidRequest,
+        "the file's bytes show another format than the mapping's format: fix format or the URL",
+    ),
+    hinted(
+        "SourceRefused",
+        0,
+        InvalidRequest,
+        "the operator does not download from this URL (a private, link-local or loopback address, \
+         too many redirects, or a file over the size cap)",
+    ),
+    hinted(
+        "SourceFileUnsupported",
+        0,
+        InvalidRequest,
+        "source.file is read only by the one-shot `import -f`: in the cluster, use source.url",
+    ),
 ];
 
 /// The class of an operator-minted code; an unlisted one is retried with backoff, so a code
