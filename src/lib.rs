@@ -4,7 +4,7 @@
 //! (wire codec, signing, credentials, typed API, client), which knows nothing of Kubernetes;
 //! [`controller`] decides and reconciles; [`emulator`] is an offline ECS endpoint for tests and demos,
 //! sharing only the wire codec and signing with [`ecs`]; [`cli`], [`run`] and [`import`] are the binary's commands;
-//! [`metrics`] is what `run` exports to Prometheus.
+//! [`metrics`] is what `run` exports to Prometheus; [`upload`] streams a source file into OSS for an import.
 
 pub mod api;
 pub mod cli;
@@ -14,3 +14,4 @@ pub mod emulator;
 pub mod import;
 pub mod metrics;
 pub mod run;
+pub mod upload;
