@@ -598,3 +598,107 @@ async fn stop_ends_a_running_transfer_and_keeps_its_upload() {
         .unwrap();
     assert!(!listed.parts.is_empty());
 }
+
+#[tokio::test]
+async fn a_local_file_uploads_and_resumes_from_its_offset() {
+    let handle = emulator().await;
+    let body = qcow2(11, 900_000);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("disk.qcow2");
+    std::fs::write(&path, body.to_vec()).unwrap();
+    let transfers = Transfers::new(settings(&handle));
+    let mut whole = job("ns/file/0", "unused", "file.qcow2");
+    whole.source = Source::File(path.clone());
+    whole.declared_format = Some("qcow2".into());
+    whole.expected_sha256 = Some(body.sha256());
+    let done = finished(run(&transfers, whole.clone()).await);
+    assert_eq!(
+        (done.size, done.sha256.as_str()),
+        (body.size(), body.sha256().as_str())
+    );
+    assert_object(&handle, "file.qcow2", &body);
+
+    // A resume point three parts in, made by uploading those parts by hand.
+    let client = oss(&handle);
+    let upload = client
+        .initiate_multipart_upload("file2.qcow2", None)
+        .await
+        .unwrap();
+    let mut hasher = sha2::Sha256::default();
+    for number in 1..=3u64 {
+        let bytes = body.range((number - 1) * PART, number * PART);
+        sha2::Digest::update(&mut hasher, &bytes);
+        client
+            .upload_part("file2.qcow2", &upload.upload_id, number as u32, bytes)
+            .await
+            .unwrap();
+    }
+    use sha2::digest::common::hazmat::SerializableState as _;
+    let mut resumed = whole;
+    resumed.key = "ns/file/1".into();
+    resumed.object = "file2.qcow2".into();
+    let meta = std::fs::metadata(&path).unwrap();
+    let modified = meta
+        .modified()
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    resumed.resume = Some(upload::ResumePoint {
+        upload_id: upload.upload_id.clone(),
+        part_size: PART,
+        parts_done: 3,
+        bytes_done: 3 * PART,
+        sha256_state: Some(hex::encode(hasher.serialize().as_slice())),
+        validator: Some(format!("file:{}:{modified}", meta.len())),
+    });
+    let parts_before = handle.stats().actions["UploadPart"].ok;
+    let done = finished(run(&transfers, resumed).await);
+    assert_eq!(done.sha256, body.sha256());
+    assert_eq!(done.restarted, None);
+    assert_object(&handle, "file2.qcow2", &body);
+    assert_eq!(
+        handle.stats().actions["UploadPart"].ok - parts_before,
+        (body.size() - 3 * PART).div_ceil(PART)
+    );
+}
+
+#[tokio::test]
+async fn at_most_max_uploads_run_at_once() {
+    let handle = emulator().await;
+    let body = SourceBody::new(12, 2 * 1024 * 1024);
+    let source = SourceServer::new()
+        .route("/one.raw", Serve::range(body.clone()).slow(400 * 1024))
+        .route("/two.raw", Serve::range(body))
+        .start()
+        .await;
+    let transfers = Transfers::new(Settings {
+        max_uploads: 1,
+        ..settings(&handle)
+    });
+    transfers.start(job("ns/l/1", &source.url_of("/one.raw"), "one.raw"));
+    wait_for(
+        &transfers,
+        "ns/l/1",
+        |v| matches!(v, View::Running(p) if p.parts_done >= 1),
+    )
+    .await;
+    transfers.start(job("ns/l/2", &source.url_of("/two.raw"), "two.raw"));
+    // Starting the same key again while it runs changes nothing.
+    transfers.start(job("ns/l/1", &source.url_of("/two.raw"), "one.raw"));
+    tokio::task::yield_now().await;
+    assert_eq!(transfers.view("ns/l/2"), Some(View::Starting));
+    assert_eq!(
+        source.requests_to("/two.raw"),
+        0,
+        "the second waits for the first"
+    );
+    transfers.stop("ns/l/1").await;
+    finished(
+        wait_for(&transfers, "ns/l/2", |v| {
+            matches!(v, View::Finished(_) | View::Failed { .. })
+        })
+        .await,
+    );
+    assert_eq!(source.requests_to("/two.raw"), 1);
+}

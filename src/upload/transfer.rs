@@ -379,10 +379,8 @@ async fn stream(
             .clone()
             .acquire_owned()
             .await
-            .map_err(|_| UploadError::InvalidJob("closed".into()))?;
-        while let Some(joined) = tasks.try_join_next() {
-            joined.map_err(|error| UploadError::InvalidJob(error.to_string()))??;
-        }
+            .map_err(|_| part_task_failed("the part buffers closed"))?;
+        check_parts(&mut tasks)?;
         let mut buffer = BytesMut::with_capacity(capacity);
         let mut ended = false;
         while buffer.len() < capacity {
@@ -426,6 +424,8 @@ async fn stream(
             }
             buffer.extend_from_slice(&chunk);
             lock(&tracker).read += chunk.len() as u64;
+            // A part that failed for good ends the run now, not when its buffer is wanted again.
+            check_parts(&mut tasks)?;
         }
         if buffer.is_empty() && number > 1 {
             break;
@@ -454,7 +454,7 @@ async fn stream(
         }
     }
     while let Some(joined) = tasks.join_next().await {
-        joined.map_err(|error| UploadError::InvalidJob(error.to_string()))??;
+        joined.map_err(|error| part_task_failed(&error.to_string()))??;
     }
     let sha256 = hex::encode(hasher.finalize());
     let detected = format::detect(&head, &tail);
@@ -483,6 +483,23 @@ async fn stream(
         format: Some(detected.to_string()),
         restarted,
     })
+}
+
+/// A part's task that ended without an answer (it panicked or was cancelled).
+fn part_task_failed(detail: &str) -> UploadError {
+    UploadError::OssTransport {
+        action: "UploadPart",
+        detail: detail.to_string(),
+        timeout: false,
+    }
+}
+
+/// The first error of the part uploads finished so far, if any.
+fn check_parts(tasks: &mut JoinSet<Result<(), UploadError>>) -> Result<(), UploadError> {
+    while let Some(joined) = tasks.try_join_next() {
+        joined.map_err(|error| part_task_failed(&error.to_string()))??;
+    }
+    Ok(())
 }
 
 /// The next chunk; on a read error, the parts already read finish uploading first, so the
