@@ -307,15 +307,16 @@ impl Transfers {
     }
 
     /// Cancels the transfer of `key` and waits for it to end; its multipart upload stays (abort
-    /// it with [`abort`], or resume it from the last [`Progress`]).
-    pub async fn stop(&self, key: &str) {
-        let entry = lock(&self.jobs).remove(key);
-        if let Some(mut entry) = entry
-            && let Some(task) = entry.task.take()
-        {
+    /// it with [`abort`], or resume it from the last [`Progress`]). Returns the transfer's last
+    /// view, as of its end: the progress to record for a later resume.
+    pub async fn stop(&self, key: &str) -> Option<View> {
+        let mut entry = lock(&self.jobs).remove(key)?;
+        if let Some(task) = entry.task.take() {
             task.abort();
             let _ = task.await;
         }
+        let view = lock(&entry.view).clone();
+        Some(view)
     }
 
     /// Keys whose transfer changed: a part completed, it finished or failed. Lagging receivers
