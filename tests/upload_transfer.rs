@@ -366,6 +366,9 @@ async fn unsafe_urls_are_refused() {
         let view = run(&transfers, job(&format!("ns/u/{i}"), url, "u.raw")).await;
         assert_eq!(reason(view), *expected, "{url}");
     }
+    // The first request and three redirects followed; the fourth is not.
+    let looped = source.requests_to("/loop-a") + source.requests_to("/loop-b");
+    assert_eq!(looped, 4);
     let strict = Transfers::new(Settings {
         allow_loopback_sources: false,
         ..settings(&handle)
@@ -391,6 +394,15 @@ async fn unsafe_urls_are_refused() {
             .map_or(0, |a| a.calls),
         0
     );
+    // Three redirects are allowed.
+    let chain = SourceServer::new()
+        .route("/c1", Route::redirect("/c2"))
+        .route("/c2", Route::redirect("/c3"))
+        .route("/c3", Route::redirect("/c4"))
+        .route("/c4", Serve::range(SourceBody::new(6, 1000)))
+        .start()
+        .await;
+    finished(run(&transfers, job("ns/u/chain", &chain.url_of("/c1"), "u.raw")).await);
 }
 
 #[tokio::test]
@@ -690,7 +702,13 @@ async fn at_most_max_uploads_run_at_once() {
     transfers.start(job("ns/l/2", &source.url_of("/two.raw"), "two.raw"));
     // Starting the same key again while it runs changes nothing.
     transfers.start(job("ns/l/1", &source.url_of("/two.raw"), "one.raw"));
-    tokio::task::yield_now().await;
+    // While the first gets on (the second's fast source would be done by then if it ran).
+    wait_for(
+        &transfers,
+        "ns/l/1",
+        |v| matches!(v, View::Running(p) if p.parts_done >= 4),
+    )
+    .await;
     assert_eq!(transfers.view("ns/l/2"), Some(View::Starting));
     assert_eq!(
         source.requests_to("/two.raw"),
