@@ -4,7 +4,8 @@
 //! (wire codec, signing, credentials, typed API, client), which knows nothing of Kubernetes;
 //! [`controller`] decides and reconciles; [`emulator`] is an offline ECS endpoint for tests and demos,
 //! sharing only the wire codec and signing with [`ecs`]; [`cli`], [`run`] and [`import`] are the binary's commands;
-//! [`metrics`] is what `run` exports to Prometheus; [`explain`] says an error and its causes once each.
+//! [`metrics`] is what `run` exports to Prometheus; [`explain`] says an error and its causes once each;
+//! [`upload`] streams a source file into OSS for an import.
 
 pub mod api;
 pub mod cli;
@@ -15,3 +16,4 @@ pub mod explain;
 pub mod import;
 pub mod metrics;
 pub mod run;
+pub mod upload;
