@@ -104,6 +104,68 @@ pub struct AttemptArgs {
     pub ecs_max_attempts: u32,
 }
 
+/// How sources are uploaded into OSS (`run` and `import`): a streamed multipart upload whose
+/// memory is at most part size × parts in flight per transfer.
+#[derive(Debug, Clone, Args)]
+pub struct UploadArgs {
+    /// Size of one multipart part, in MiB (OSS allows 10,000 parts: 16 MiB parts reach 156 GiB).
+    #[arg(
+        long,
+        env = "ECS_IMAGE_OPERATOR_UPLOAD_PART_SIZE_MIB",
+        default_value_t = 16
+    )]
+    pub upload_part_size_mib: u64,
+    /// Parts of one transfer held in memory at once (the one being read included).
+    #[arg(
+        long,
+        env = "ECS_IMAGE_OPERATOR_UPLOAD_PARTS_IN_FLIGHT",
+        default_value_t = 4
+    )]
+    pub upload_parts_in_flight: usize,
+    /// Transfers running at once in the process; the others wait their turn.
+    #[arg(long, env = "ECS_IMAGE_OPERATOR_MAX_UPLOADS", default_value_t = 4)]
+    pub max_uploads: usize,
+    /// A bandwidth cap shared by all transfers, in bytes per second (none by default).
+    #[arg(long, env = "ECS_IMAGE_OPERATOR_UPLOAD_BYTES_PER_SECOND")]
+    pub upload_bytes_per_second: Option<u64>,
+    /// The largest source accepted, in GiB.
+    #[arg(
+        long,
+        env = "ECS_IMAGE_OPERATOR_UPLOAD_MAX_SIZE_GIB",
+        default_value_t = 1024
+    )]
+    pub upload_max_size_gib: u64,
+    /// Allow sources at private and link-local addresses (RFC 1918, 100.64.0.0/10, fc00::/7);
+    /// refused by default, since the instance metadata service lives there.
+    #[arg(long, env = "ECS_IMAGE_OPERATOR_ALLOW_PRIVATE_SOURCES")]
+    pub allow_private_sources: bool,
+    /// Allow sources on loopback (`http://127.0.0.1/…`): for tests and `import -f` on one
+    /// machine; refused by default in the cluster.
+    #[arg(long, env = "ECS_IMAGE_OPERATOR_ALLOW_LOOPBACK_SOURCES")]
+    pub allow_loopback_sources: bool,
+    /// An OSS endpoint to reach path-style (the emulator's URL), instead of the region's
+    /// `https://oss-{region}.aliyuncs.com`.
+    #[arg(long, env = "ECS_IMAGE_OPERATOR_OSS_ENDPOINT")]
+    pub oss_endpoint: Option<String>,
+}
+
+impl UploadArgs {
+    /// The transfers' settings these flags ask for.
+    pub fn settings(&self) -> crate::upload::Settings {
+        crate::upload::Settings {
+            part_size: self.upload_part_size_mib.max(1) << 20,
+            parts_in_flight: self.upload_parts_in_flight.max(1),
+            max_uploads: self.max_uploads.max(1),
+            bytes_per_second: self.upload_bytes_per_second,
+            max_size: self.upload_max_size_gib.saturating_mul(1 << 30),
+            allow_private_sources: self.allow_private_sources,
+            allow_loopback_sources: self.allow_loopback_sources,
+            oss_endpoint: self.oss_endpoint.clone(),
+            ..crate::upload::Settings::default()
+        }
+    }
+}
+
 impl Default for AttemptArgs {
     fn default() -> Self {
         Self {

@@ -62,6 +62,10 @@ pub struct ImportArgs {
     /// another; give another `--id` to import the same manifest a second time on purpose.
     #[arg(long, env = "ECS_IMAGE_OPERATOR_IMPORT_ID")]
     pub id: Option<String>,
+    /// How sources (`source.url`, `source.file`) are uploaded into OSS; with `--emulator`, into
+    /// the emulator's OSS. Loopback sources are allowed here.
+    #[command(flatten)]
+    pub uploads: crate::cli::UploadArgs,
     /// Where ECS, STS and the metadata service are (ignored with `--emulator`); credentials come
     /// from the environment, as for `run`.
     #[command(flatten)]
@@ -155,10 +159,17 @@ impl ImportArgs {
         } else {
             Duration::from_secs(self.poll_interval_seconds.max(1))
         };
+        let mut uploads = self.uploads.settings();
+        uploads.allow_loopback_sources = true;
+        if let Some(handle) = &emulator {
+            uploads.oss_endpoint = Some(handle.url());
+        }
+        let transfers = crate::upload::Transfers::new(uploads);
         let status = follow(
             &client,
             &object,
             credentials,
+            &transfers,
             poll,
             Duration::from_secs(self.timeout_seconds),
         )
@@ -213,6 +224,8 @@ async fn start_emulator(
         .spec
         .disk_device_mappings
         .iter()
+        // A mapping with a source gets its object from the upload.
+        .filter(|disk| disk.source.is_none())
         .map(|disk| {
             serde_json::from_value::<OssObject>(serde_json::json!({
                 "bucket": disk.oss_bucket,
@@ -235,6 +248,19 @@ async fn start_emulator(
     let handle = Emulator::start(config)
         .await
         .map_err(|error| ImportError::Emulator(error.to_string()))?;
+    // The buckets sources are uploaded into exist in the emulated cloud.
+    for disk in object
+        .spec
+        .disk_device_mappings
+        .iter()
+        .filter(|d| d.source.is_some())
+    {
+        handle.add_bucket(crate::emulator::BucketDef {
+            name: disk.oss_bucket.clone(),
+            region: object.spec.region_id.clone(),
+            account: None,
+        });
+    }
     // The accounts the spec shares with exist in the emulated cloud.
     for account in object.spec.distribution.iter().flat_map(|d| d.accounts()) {
         handle.patch_account(&account, AccountPatch::default());
@@ -253,6 +279,7 @@ async fn follow<P: EcsPort>(
     ecs: &P,
     object: &ImageImport,
     credentials: CredentialProvider,
+    transfers: &crate::upload::Transfers,
     poll: Duration,
     timeout: Duration,
 ) -> ImageImportStatus {
@@ -269,6 +296,7 @@ async fn follow<P: EcsPort>(
         bar: Mutex::new(ProgressBar::new()),
         imported: AtomicBool::new(false),
         found: Mutex::new(None),
+        transfers,
     };
     let mut object = object.clone();
     let started = Instant::now();
@@ -310,6 +338,8 @@ struct OneShot<'a, P> {
     imported: AtomicBool,
     /// The phase of the image an earlier run made, when this run found one by its UID tag.
     found: Mutex<Option<Phase>>,
+    /// Where the sources are uploaded.
+    transfers: &'a crate::upload::Transfers,
 }
 
 impl<P> OneShot<'_, P> {
@@ -425,6 +455,28 @@ impl<P: EcsPort> Shell for OneShot<'_, P> {
         Ok(())
     }
 
+    fn transfers(&self) -> Option<&crate::upload::Transfers> {
+        Some(self.transfers)
+    }
+
+    fn local_files(&self) -> bool {
+        true
+    }
+
+    async fn source_headers(
+        &self,
+        _object: &ImageImport,
+        name: &str,
+    ) -> Result<Vec<(String, secrecy::SecretString)>, crate::controller::decision::Failure> {
+        Err(crate::controller::decision::Failure::minted(
+            "SourceHeadersSecretNotFound",
+            format!(
+                "import -f reads no Secrets, so the headers Secret {name} cannot be had: \
+                 download the file and name it in source.file"
+            ),
+        ))
+    }
+
     async fn settle(&self, _object: &ImageImport, _identity: Option<&Identity>, plan: &Plan) {
         if plan.failed {
             self.failures.fetch_add(1, Ordering::Relaxed);
@@ -452,9 +504,10 @@ impl ProgressBar {
         let percent = usize::from(percent(status));
         let filled = percent / 5;
         format!(
-            "[{}{}] {percent:>3}% {}",
+            "[{}{}] {percent:>3}% {}: {}",
             "#".repeat(filled),
             " ".repeat(20 - filled),
+            status.phase.map_or("Starting", Phase::as_str),
             status.message.as_deref().unwrap_or("")
         )
     }

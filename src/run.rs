@@ -116,6 +116,9 @@ pub struct RunArgs {
         default_value_t = 15
     )]
     pub leader_election_lease_seconds: u64,
+    /// How sources are uploaded into OSS.
+    #[command(flatten)]
+    pub uploads: crate::cli::UploadArgs,
 }
 
 /// Errors that stop the operator from starting.
@@ -167,6 +170,7 @@ impl RunArgs {
             leader_election_lease,
             leader_election_identity,
             leader_election_lease_seconds,
+            uploads,
         } = self;
         let config = match kubeconfig {
             Some(path) => {
@@ -239,6 +243,7 @@ impl RunArgs {
                 cluster_role: secret_reader_cluster_role,
                 service_account,
             },
+            uploads: Some(crate::upload::Transfers::new(uploads.settings())),
         };
 
         let listener = tokio::net::TcpListener::bind(probe_address)

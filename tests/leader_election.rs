@@ -607,6 +607,7 @@ async fn the_controller_runs_under_while_leader_as_run_wires_it() {
         watching: std::sync::Arc::default(),
         liveness: Default::default(),
         secret_access: Default::default(),
+        uploads: None,
     };
     let (_leader, leading) = watch::channel(false);
     // The cancellation is what the controller takes as its graceful-shutdown signal.

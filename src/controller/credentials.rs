@@ -211,6 +211,52 @@ impl<P: EcsPort> Context<P> {
         Ok((provider, Some(version)))
     }
 
+    /// The request headers of a source's headers Secret: each data key a header name, each value
+    /// (UTF-8) its value, kept secret. Read under the same access rules as a credentials Secret.
+    pub(super) async fn source_headers(
+        &self,
+        object: &ImageImport,
+        name: &str,
+    ) -> Result<Vec<(String, secrecy::SecretString)>, Failure> {
+        let namespace = object.namespace().unwrap_or_default();
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &namespace);
+        let secret = match secrets.get_opt(name).await {
+            Ok(Some(secret)) => secret,
+            Ok(None) => {
+                return Err(Failure::minted(
+                    "SourceHeadersSecretNotFound",
+                    format!("the source's headers Secret {namespace}/{name} does not exist"),
+                ));
+            }
+            Err(kube::Error::Api(status)) if status.is_forbidden() => {
+                return Err(Failure::minted(
+                    "SourceHeadersSecretForbidden",
+                    self.secret_access
+                        .forbidden_message("read", &namespace, name),
+                ));
+            }
+            Err(error) => {
+                return Err(Failure::minted(
+                    "SourceHeadersSecretUnreadable",
+                    format!(
+                        "failed to read the source's headers Secret {namespace}/{name}: {error}"
+                    ),
+                ));
+            }
+        };
+        let mut headers = Vec::new();
+        for (key, value) in secret.data.unwrap_or_default() {
+            let Ok(text) = String::from_utf8(value.0) else {
+                return Err(Failure::minted(
+                    "InvalidSourceHeadersSecret",
+                    format!("Secret {namespace}/{name}: the value of {key} is not UTF-8 text"),
+                ));
+            };
+            headers.push((key, secrecy::SecretString::from(text)));
+        }
+        Ok(headers)
+    }
+
     /// The cached credentials of a Secret whose watched metadata shows it unchanged since they
     /// were read (same `resourceVersion`) and already held: no GET needed.
     fn unchanged_secret(

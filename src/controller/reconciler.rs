@@ -76,6 +76,8 @@ pub struct Context<P: EcsPort> {
     pub(super) metrics: Metrics,
     /// The statuses written that the watch cache may not show yet.
     pub(super) freshness: Freshness<ObjectRef<ImageImport>>,
+    /// The process's transfers of sources into OSS.
+    pub(super) uploads: Option<Arc<crate::upload::Transfers>>,
 }
 
 /// Settings of a controller run.
@@ -100,6 +102,8 @@ pub struct Settings {
     /// How a namespace grants the operator its credentials Secrets (named in the
     /// `CredentialsSecretForbidden` message).
     pub secret_access: SecretAccess,
+    /// The process's transfers of sources into OSS (`None`: mappings with a `source` wait).
+    pub uploads: Option<Arc<crate::upload::Transfers>>,
 }
 
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -197,6 +201,7 @@ impl<P: EcsPort> Context<P> {
             timing: settings.timing,
             metrics: settings.metrics.clone(),
             freshness: Freshness::default(),
+            uploads: settings.uploads.clone(),
         }
     }
 

@@ -105,6 +105,18 @@ impl<P: EcsPort> Shell for Context<P> {
         Ok(())
     }
 
+    fn transfers(&self) -> Option<&crate::upload::Transfers> {
+        self.uploads.as_deref()
+    }
+
+    async fn source_headers(
+        &self,
+        object: &ImageImport,
+        name: &str,
+    ) -> Result<Vec<(String, secrecy::SecretString)>, decision::Failure> {
+        Context::source_headers(self, object, name).await
+    }
+
     async fn settle(&self, object: &ImageImport, identity: Option<&Identity>, plan: &Plan) {
         let key = ObjectRef::from_obj(object);
         if plan.failed {

@@ -31,6 +31,10 @@ pub async fn run<P: EcsPort>(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (wake_tx, wake_rx) = futures::channel::mpsc::unbounded();
+    let upload_wakes = settings
+        .uploads
+        .as_ref()
+        .map(|uploads| tokio::spawn(forward_upload_wakes(Arc::clone(uploads), wake_tx.clone())));
     let poller = Arc::new(
         Poller::new(Arc::clone(&ecs), wake_tx, settings.timing.poll_interval)
             .with_resync(settings.timing.resync_interval),
@@ -111,11 +115,43 @@ pub async fn run<P: EcsPort>(
     futures::future::join_all(controllers).await;
     router.abort();
     poll_task.abort();
+    if let Some(task) = upload_wakes {
+        task.abort();
+    }
+    // A replica that stops leading (or shuts down) uploads nothing more: the next leader resumes
+    // from what status recorded, and two transfers of one resource never overlap.
+    if let Some(uploads) = &settings.uploads {
+        for key in uploads.running() {
+            uploads.stop(&key).await;
+        }
+    }
     context.secret_watches.stop();
     probes.abort();
     ticks.iter().for_each(tokio::task::JoinHandle::abort);
     liveness.stopped();
     settings.watching.store(false, Ordering::SeqCst);
+}
+
+/// Wakes the resource whose transfer moved (a part done, finished, failed); after a lag, every
+/// resource with a running transfer.
+async fn forward_upload_wakes(
+    uploads: Arc<crate::upload::Transfers>,
+    wakes: UnboundedSender<ObjectRef<ImageImport>>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut moved = uploads.wakes();
+    loop {
+        let keys = match moved.recv().await {
+            Ok(key) => vec![key],
+            Err(RecvError::Lagged(_)) => uploads.running(),
+            Err(RecvError::Closed) => return,
+        };
+        for key in keys {
+            if let Some((namespace, name)) = super::engine::upload::owner_of(&key) {
+                let _ = wakes.unbounded_send(ObjectRef::new(name).within(namespace));
+            }
+        }
+    }
 }
 
 /// Wakes the runner for the idle tick's object every tick interval, until aborted.

@@ -127,6 +127,8 @@ pub struct Rig {
         tokio::sync::oneshot::Sender<()>,
         tokio::task::JoinHandle<()>,
     )>,
+    /// The transfers of the running controller (a killed controller's die with it).
+    uploads: Option<Arc<ecs_image_operator::upload::Transfers>>,
 }
 
 /// Timings fast enough for tests.
@@ -221,6 +223,7 @@ impl Rig {
             ecs,
             timing: fast_timing(),
             controller: None,
+            uploads: None,
         }
     }
 
@@ -258,6 +261,15 @@ impl Rig {
             watching: Arc::default(),
             liveness: Default::default(),
             secret_access: Default::default(),
+            uploads: Some(ecs_image_operator::upload::Transfers::new(
+                ecs_image_operator::upload::Settings {
+                    part_size: 100 * 1024,
+                    parts_in_flight: 2,
+                    allow_loopback_sources: true,
+                    oss_endpoint: Some(self.emulator.url()),
+                    ..Default::default()
+                },
+            )),
         }
     }
 
@@ -306,6 +318,7 @@ impl Rig {
     /// Starts the controller with these settings.
     pub async fn start_controller_with(&mut self, settings: Settings) {
         assert!(self.controller.is_none(), "the controller already runs");
+        self.uploads = settings.uploads.clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let client = self.kube.client().await;
         let task = tokio::spawn(ecs_image_operator::controller::watch::run(
@@ -324,6 +337,12 @@ impl Rig {
         if let Some((_, task)) = self.controller.take() {
             task.abort();
             let _ = task.await;
+        }
+        // As in a crash, the process's uploads end with it.
+        if let Some(uploads) = self.uploads.take() {
+            for key in uploads.running() {
+                uploads.stop(&key).await;
+            }
         }
     }
 

@@ -5,10 +5,12 @@
 //! how a running import is followed, where status goes — is the [`Shell`] trait.
 //!
 //! Each kind of external object has its observe and act parts in a file of its own:
-//! `source.rs` (the imported image and its task) and `distribution.rs` (copies and shares).
+//! `source.rs` (the imported image and its task), `distribution.rs` (copies and shares) and
+//! `upload.rs` (sources streamed into OSS before the import).
 
 pub mod distribution;
 pub mod source;
+pub mod upload;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -101,6 +103,20 @@ pub trait Shell: Sync {
         stored: Option<&ImageImportStatus>,
         plan: &Plan,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    /// The process's transfers, when this shell uploads sources (`None`: a mapping with a
+    /// `source` waits).
+    fn transfers(&self) -> Option<&crate::upload::Transfers>;
+    /// Whether a `source.file` on this machine may be read (only the one-shot `import -f`).
+    fn local_files(&self) -> bool {
+        false
+    }
+    /// The request headers in the source's headers Secret `name` (in the resource's namespace),
+    /// under the same opt-in rules as a credentials Secret.
+    fn source_headers(
+        &self,
+        object: &ImageImport,
+        name: &str,
+    ) -> impl Future<Output = Result<Vec<(String, secrecy::SecretString)>, Failure>> + Send;
     /// The plan is final for this reconcile: count or forget failures, follow the image.
     fn settle(
         &self,
@@ -120,6 +136,10 @@ pub async fn step<S: Shell>(shell: &S, object: &ImageImport) -> Result<Plan, S::
         true => Some(shell.identity(object).await),
         false => None,
     };
+    if !asks_ecs && object.metadata.deletion_timestamp.is_some() {
+        // A deletion that leaves OSS and ECS alone still stops what this process uploads.
+        upload::stop_all(shell.transfers(), object).await;
+    }
     let (version, account) = match &identity {
         Some(Ok(found)) => (found.version.as_deref(), Some(found.account.as_str())),
         Some(Err(blocked)) => (blocked.version.as_deref(), None),
@@ -128,6 +148,8 @@ pub async fn step<S: Shell>(shell: &S, object: &ImageImport) -> Result<Plan, S::
     let resource = resource(object, &stored, version, account);
     let mut observed = Observed {
         failures,
+        upload: upload::observe(shell.transfers(), object, &resource),
+        local_files: shell.local_files(),
         ..Observed::default()
     };
     let mut known = Some(&stored);
@@ -158,6 +180,7 @@ pub async fn step<S: Shell>(shell: &S, object: &ImageImport) -> Result<Plan, S::
     let plan = match (identity, plan.steps.is_empty()) {
         (Some(identity), false) => {
             shell.record(object, known, &plan).await?;
+            upload::recorded(shell.transfers(), object, &observed.upload);
             let (outcome, wrote) = act(shell, object, &resource, &plan, identity).await;
             let now = Timestamp::now();
             let concluded = decision::conclude(&resource, &plan, &outcome, failures, timing, now);
@@ -167,6 +190,7 @@ pub async fn step<S: Shell>(shell: &S, object: &ImageImport) -> Result<Plan, S::
         }
         _ => {
             shell.record(object, known, &plan).await?;
+            upload::recorded(shell.transfers(), object, &observed.upload);
             plan
         }
     };
@@ -191,14 +215,28 @@ async fn act<S: Shell>(
     let mut wrote = false;
     let credentials = &identity.credentials;
     for step in &plan.steps {
+        if step.is_upload() {
+            let action = step.name();
+            let (done, slow) = shell
+                .patiently(
+                    object,
+                    &plan.status,
+                    action,
+                    act_upload(shell, object, &acting, step, identity),
+                )
+                .await;
+            wrote |= slow;
+            if let Err(failure) = done {
+                outcome.failure = Some(failure);
+                break;
+            }
+            continue;
+        }
         // Each kind of external object carries out its own steps.
         let work = async {
-            if step.is_upload() {
-                // The lead wires the transfer (`crate::upload`) here; until then nothing runs.
-                Ok::<_, crate::ecs::EcsError>((None, Ok(distribution::Done::Nothing)))
-            } else if step.is_source() {
+            if step.is_source() {
                 let imported = source::act(shell.port(), &acting, step, credentials).await?;
-                Ok((imported, Ok(distribution::Done::Nothing)))
+                Ok::<_, crate::ecs::EcsError>((imported, Ok(distribution::Done::Nothing)))
             } else {
                 let done = distribution::act(shell.port(), &acting, step, credentials).await?;
                 Ok((None, done))
@@ -224,6 +262,42 @@ async fn act<S: Shell>(
         }
     }
     (outcome, wrote)
+}
+
+/// Carries out an upload step with the shell's transfers (and the source's headers Secret).
+async fn act_upload<S: Shell>(
+    shell: &S,
+    object: &ImageImport,
+    resource: &Resource<'_>,
+    step: &decision::EcsAction,
+    identity: &Identity,
+) -> Result<(), Failure> {
+    let Some(transfers) = shell.transfers() else {
+        return Err(Failure::minted(
+            "InvalidRequest",
+            "this shell cannot upload sources".into(),
+        ));
+    };
+    let secret = match step {
+        decision::EcsAction::Upload { disk } => usize::try_from(*disk)
+            .ok()
+            .and_then(|index| resource.spec.disk_device_mappings.get(index))
+            .and_then(|mapping| mapping.source.as_ref())
+            .and_then(|source| source.headers_secret_ref.as_ref())
+            .map(|secret| secret.name.clone()),
+        _ => None,
+    };
+    let headers = match secret {
+        Some(name) => shell.source_headers(object, &name).await?,
+        None => Vec::new(),
+    };
+    let uploading = upload::Uploading {
+        transfers,
+        object,
+        credentials: &identity.credentials,
+        headers,
+    };
+    upload::act(&uploading, resource, step).await
 }
 
 /// The decision's view of a resource.

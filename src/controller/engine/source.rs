@@ -35,7 +35,10 @@ pub(crate) async fn observe<P: EcsPort>(
         // A status is always written before `ImportImage`. (A stale cache that hides a written
         // status only leads to a repeated import with the same ClientToken, which ECS answers
         // with the same image.)
-        if status.phase.is_none() && !resource.deleting {
+        // Before every source is uploaded, nothing was imported: the decision imports only
+        // after the last upload.
+        let uploading = decision::pending_upload(resource.spec, status).is_some();
+        if (status.phase.is_none() || uploading) && !resource.deleting {
             return SourceObserved {
                 image: Lookup::Missing,
                 task: Lookup::NotAsked,

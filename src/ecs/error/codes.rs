@@ -417,6 +417,11 @@ pub const OPERATOR_CODES: &[KnownCode] = &[
     known("CredentialsSecretNotHeld", 0, Retryable),
     known("CredentialsSecretForbidden", 0, External),
     known("CredentialsAccountChanged", 0, InvalidRequest),
+    // The headers Secret of a source (`source.headersSecretRef`), read like a credentials Secret.
+    known("SourceHeadersSecretNotFound", 0, InvalidRequest),
+    known("SourceHeadersSecretForbidden", 0, External),
+    known("SourceHeadersSecretUnreadable", 0, Retryable),
+    known("InvalidSourceHeadersSecret", 0, InvalidRequest),
     // The upload of a mapping's source into OSS (`controller::decision::upload`): what the
     // file or the URL is does not change by trying again, so each stalls until the spec changes.
     hinted(
