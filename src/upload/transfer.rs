@@ -493,4 +493,38 @@ mod tests {
         );
         assert!(state_from_hex("00").is_none());
     }
+
+    #[test]
+    fn progress_is_the_contiguous_prefix_of_completed_parts() {
+        let progress = Progress {
+            upload_id: "U".into(),
+            part_size: 10,
+            parts_done: 0,
+            bytes_done: 0,
+            bytes_total: Some(35),
+            bytes_per_second: None,
+            sha256_state: None,
+            validator: None,
+            restarted: None,
+        };
+        let mut tracker = Tracker {
+            progress,
+            etags: BTreeMap::new(),
+            states: (1..=4).map(|n| (n, format!("state-{n}"))).collect(),
+            started: Instant::now(),
+            read: 35,
+        };
+        let after_two = tracker.complete(2, "e2".into());
+        assert_eq!((after_two.parts_done, after_two.sha256_state), (0, None));
+        let after_three = tracker.complete(3, "e3".into());
+        assert_eq!(after_three.parts_done, 0);
+        let after_one = tracker.complete(1, "e1".into());
+        assert_eq!(
+            (after_one.parts_done, after_one.bytes_done),
+            (3, 30),
+            "part 1 completes the prefix up to 3"
+        );
+        assert_eq!(after_one.sha256_state.as_deref(), Some("state-3"));
+        assert_eq!(tracker.states.keys().collect::<Vec<_>>(), [&4]);
+    }
 }
