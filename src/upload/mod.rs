@@ -31,6 +31,8 @@
 //! nothing across a restart). It does not retry a failed transfer as a whole (the decision does,
 //! with its backoff), does not read the headers Secret, does not import, and keeps no bytes on disk.
 
+mod bandwidth;
+mod checks;
 pub mod error;
 pub mod format;
 pub mod oss;

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use sha2::digest::common::hazmat::{SerializableState, SerializedState};
@@ -11,6 +11,8 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::{Semaphore, broadcast};
 use tokio::task::JoinSet;
 
+pub use super::bandwidth::Bandwidth;
+use super::checks::{check_end, check_job, check_parts_count};
 use super::source::{self, Opened};
 use super::{Done, Job, Progress, Settings, UploadError, View, format, lock, oss};
 
@@ -27,35 +29,6 @@ impl From<UploadError> for Failed {
     fn from(error: UploadError) -> Self {
         let restart = oss::is_no_such_upload(&error);
         Self { error, restart }
-    }
-}
-
-/// A token bucket shared by all transfers: one second of burst.
-pub struct Bandwidth {
-    rate: u64,
-    state: tokio::sync::Mutex<(Instant, f64)>,
-}
-
-impl Bandwidth {
-    pub fn new(rate: u64) -> Self {
-        let rate = rate.max(1);
-        Self {
-            rate,
-            state: tokio::sync::Mutex::new((Instant::now(), rate as f64)),
-        }
-    }
-
-    /// Waits until `bytes` may pass. Waiters queue on the lock, so they pass in turn.
-    pub async fn take(&self, bytes: usize) {
-        let mut state = self.state.lock().await;
-        let now = Instant::now();
-        let rate = self.rate as f64;
-        let tokens = (state.1 + now.duration_since(state.0).as_secs_f64() * rate).min(rate);
-        let left = tokens - bytes as f64;
-        *state = (now, left);
-        if left < 0.0 {
-            tokio::time::sleep(Duration::from_secs_f64(-left / rate)).await;
-        }
     }
 }
 
@@ -221,29 +194,6 @@ async fn fresh(
     })
 }
 
-fn check_job(job: &Job, settings: &Settings) -> Result<Option<String>, UploadError> {
-    if let Some(size) = job.expected_size.filter(|size| *size > settings.max_size) {
-        return Err(UploadError::SourceTooLarge {
-            url: shown(job),
-            limit: settings.max_size,
-            declared: Some(size),
-        });
-    }
-    match &job.expected_sha256 {
-        Some(hex) if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) => Err(
-            UploadError::InvalidJob("the expected SHA-256 is not 64 hex digits".into()),
-        ),
-        other => Ok(other.as_ref().map(|hex| hex.to_ascii_lowercase())),
-    }
-}
-
-fn shown(job: &Job) -> String {
-    match &job.source {
-        super::Source::Url(url) => source::display_str(url),
-        super::Source::File(path) => path.display().to_string(),
-    }
-}
-
 /// Runs one transfer to its end.
 pub async fn run(
     job: &Job,
@@ -273,6 +223,13 @@ pub async fn run(
         .and_then(|point| point.validator.as_deref())
         .filter(|_| resumed.is_some());
     let mut opened = source::open(&job.source, &job.headers, settings, offset, validator).await?;
+    let part_size = resumed
+        .as_ref()
+        .map_or(settings.part_size, |b| b.part_size)
+        .max(1);
+    if let Some(total) = opened.total {
+        check_parts_count(total.div_ceil(part_size), part_size)?;
+    }
     let begin = match resumed {
         Some(begin) if opened.start == offset => begin,
         Some(begin) => {
@@ -430,6 +387,7 @@ async fn stream(
         if buffer.is_empty() && number > 1 {
             break;
         }
+        check_parts_count(u64::from(number), part_size)?;
         lock(&tracker).states.insert(number, state_hex(&hasher));
         let body = buffer.freeze();
         let (client, object, id) = (client.clone(), job.object.clone(), upload_id.clone());
@@ -517,40 +475,6 @@ async fn read(
     }
 }
 
-/// The first check the whole source fails, if any: size (declared, expected), digest, format.
-fn check_end(
-    job: &Job,
-    declared: Option<u64>,
-    size: u64,
-    sha256: &str,
-    expected_sha256: Option<&str>,
-    detected: &str,
-) -> Option<UploadError> {
-    for expected in [declared, job.expected_size].into_iter().flatten() {
-        if expected != size {
-            return Some(UploadError::SizeMismatch {
-                expected,
-                actual: size,
-            });
-        }
-    }
-    if let Some(expected) = expected_sha256.filter(|expected| *expected != sha256) {
-        return Some(UploadError::ChecksumMismatch {
-            expected: expected.to_string(),
-            actual: sha256.to_string(),
-        });
-    }
-    match &job.declared_format {
-        Some(declared) if !format::matches(declared, detected) => {
-            Some(UploadError::FormatMismatch {
-                declared: declared.clone(),
-                detected: detected.to_string(),
-            })
-        }
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -568,5 +492,39 @@ mod tests {
             Sha256::digest(b"first part and the rest")
         );
         assert!(state_from_hex("00").is_none());
+    }
+
+    #[test]
+    fn progress_is_the_contiguous_prefix_of_completed_parts() {
+        let progress = Progress {
+            upload_id: "U".into(),
+            part_size: 10,
+            parts_done: 0,
+            bytes_done: 0,
+            bytes_total: Some(35),
+            bytes_per_second: None,
+            sha256_state: None,
+            validator: None,
+            restarted: None,
+        };
+        let mut tracker = Tracker {
+            progress,
+            etags: BTreeMap::new(),
+            states: (1..=4).map(|n| (n, format!("state-{n}"))).collect(),
+            started: Instant::now(),
+            read: 35,
+        };
+        let after_two = tracker.complete(2, "e2".into());
+        assert_eq!((after_two.parts_done, after_two.sha256_state), (0, None));
+        let after_three = tracker.complete(3, "e3".into());
+        assert_eq!(after_three.parts_done, 0);
+        let after_one = tracker.complete(1, "e1".into());
+        assert_eq!(
+            (after_one.parts_done, after_one.bytes_done),
+            (3, 30),
+            "part 1 completes the prefix up to 3"
+        );
+        assert_eq!(after_one.sha256_state.as_deref(), Some("state-3"));
+        assert_eq!(tracker.states.keys().collect::<Vec<_>>(), [&4]);
     }
 }
