@@ -2,6 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails loudly by design
 
 mod emulator_support;
+#[allow(unused_imports)]
+mod source_support;
 
 use std::process::{Command, Output};
 
@@ -186,4 +188,103 @@ async fn a_second_run_of_the_same_manifest_finds_the_image_and_imports_nothing()
         1,
         "the second run asked for no import"
     );
+}
+
+/// A qcow2 file of `size` bytes for the upload examples: its header, then noise.
+fn qcow2_body(seed: u64, size: u64) -> source_support::SourceBody {
+    let mut header = b"QFI\xfb\0\0\0\x03".to_vec();
+    header.resize(24, 0);
+    header.extend_from_slice(&(1u64 << 30).to_be_bytes());
+    source_support::SourceBody::new(seed, size).with_prefix(&header)
+}
+
+/// The upload example with its URL (or a local file instead) and digest replaced.
+fn upload_example(dir: &std::path::Path, source: &str, sha256: &str) -> std::path::PathBuf {
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples/upload.yaml");
+    let text = std::fs::read_to_string(example).unwrap();
+    let text = text
+        .replace("url: http://127.0.0.1:8099/images/ubuntu.qcow2", source)
+        .replace(
+            "\"0000000000000000000000000000000000000000000000000000000000000000\"",
+            sha256,
+        );
+    assert!(
+        text.contains(sha256),
+        "the example's placeholders moved: {text}"
+    );
+    let path = dir.join("upload.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Runs `import --emulator` on `manifest` with trace logging asked for.
+fn import_traced(manifest: &std::path::Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ecs-image-operator"))
+        .args(["import", "--emulator", "--time-scale", "120", "-f"])
+        .arg(manifest)
+        .args(["--upload-part-size-mib", "1"])
+        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
+        .env("RUST_LOG", "trace")
+        .output()
+        .unwrap()
+}
+
+/// Checks the end of an upload example's run: Available, the file uploaded with its digest, the
+/// OSS object removed, the upload's progress drawn, and no OSS client log lines (they would
+/// carry request headers).
+fn assert_uploaded(output: &Output, sha256: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let status = status(output);
+    assert_eq!(status["phase"], "Available", "{status}");
+    let disk = &status["upload"]["disks"][0];
+    assert_eq!(disk["uploaded"], true, "{status}");
+    assert_eq!(disk["sha256"], sha256, "{status}");
+    assert_eq!(
+        disk["removed"], true,
+        "cleanup Delete removed the object: {status}"
+    );
+    assert!(
+        stderr.lines().any(|line| line.contains("Uploading")),
+        "the progress line covers the upload: {stderr}"
+    );
+    assert!(
+        !stderr.contains("ossify"),
+        "the OSS client's own logs are off: {stderr}"
+    );
+}
+
+/// Issue 19's "done when": the upload example, its source a local HTTP URL, ends Available on the
+/// emulator with the OSS object removed.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_upload_example_streams_a_local_url_into_oss_imports_it_and_removes_the_object() {
+    let body = qcow2_body(7, 3 * (1 << 20) + 4321);
+    let server = source_support::SourceServer::new()
+        .route(
+            "/images/ubuntu.qcow2",
+            source_support::Serve::range(body.clone()),
+        )
+        .start()
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("url: {}", server.url_of("/images/ubuntu.qcow2"));
+    let manifest = upload_example(dir.path(), &url, &body.sha256());
+    let output = tokio::task::spawn_blocking(move || import_traced(&manifest))
+        .await
+        .unwrap();
+    assert_uploaded(&output, &body.sha256());
+    assert_eq!(server.bytes_served_to("/images/ubuntu.qcow2"), body.size());
+}
+
+/// `source.file`: the Packer-like one-shot run of a file on this machine.
+#[test]
+fn a_local_file_source_is_uploaded_and_imported() {
+    let body = qcow2_body(8, 2 * (1 << 20) + 99);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("disk.qcow2");
+    std::fs::write(&file, body.to_vec()).unwrap();
+    let source = format!("file: {}", file.display());
+    let manifest = upload_example(dir.path(), &source, &body.sha256());
+    assert_uploaded(&import_traced(&manifest), &body.sha256());
 }
