@@ -1,12 +1,15 @@
 //! The operator as a process: killed with SIGKILL between ECS accepting `ImportImage` (or
 //! `CopyImage`) and the status write that records the IDs, then started again (still exactly one
-//! image, one copy); two replicas
+//! image, one copy); killed mid-upload and started again (the upload resumes from what status
+//! recorded, with a `Range` read of the source); two replicas
 //! with leader election (only the leader calls ECS; the other takes over when it dies); SIGTERM
 //! (a clean exit that releases the Lease); `/metrics` and `/readyz`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails loudly by design
 
 mod emulator_support;
 mod operator_support;
+#[allow(unused_imports)]
+mod source_support;
 
 use std::path::Path;
 use std::process::Command;
@@ -220,6 +223,100 @@ async fn a_kill_between_copy_and_status_write_never_makes_a_second_copy() {
 }
 
 /// GET on a probe address: (status, body).
+/// Issue 19: SIGKILL in the middle of an upload. The restarted process resumes the multipart
+/// upload from the parts status recorded (a `Range` read from that offset), so what is read twice
+/// is at most what was in flight or not yet recorded; the digest still matches and one image is
+/// made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_mid_upload_resumes_from_the_recorded_parts() {
+    const MIB: u64 = 1 << 20;
+    let rig = Rig::start(600.0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    rig.kube.write_kubeconfig(&kubeconfig).unwrap();
+    let mut header = b"QFI\xfb\0\0\0\x03".to_vec();
+    header.resize(24, 0);
+    header.extend_from_slice(&(1u64 << 30).to_be_bytes());
+    let body = source_support::SourceBody::new(11, 12 * MIB + 77).with_prefix(&header);
+    let source = source_support::SourceServer::new()
+        .route(
+            "/disk.qcow2",
+            source_support::Serve::range(body.clone()).slow(2 * MIB),
+        )
+        .start()
+        .await;
+    let yaml = format!(
+        "apiVersion: ecs.image-import.dev/v1alpha1\nkind: ImageImport\nmetadata:\n  name: killed\n\
+         spec:\n  regionId: cn-hangzhou\n  diskDeviceMappings:\n    - ossBucket: images-hz\n      \
+         ossObject: uploads/killed.qcow2\n      format: QCOW2\n      source:\n        url: {}\n        \
+         sha256: \"{}\"\n",
+        source.url_of("/disk.qcow2"),
+        body.sha256()
+    );
+    let uid = rig.create(&yaml).await.uid().unwrap();
+    let flags = [
+        "--probe-address",
+        "127.0.0.1:0",
+        "--poll-interval-seconds",
+        "1",
+        "--allow-loopback-sources",
+        "--oss-endpoint",
+    ];
+    let url = rig.emulator.url();
+    let args: Vec<&str> = flags
+        .iter()
+        .copied()
+        .chain([
+            url.as_str(),
+            "--upload-part-size-mib",
+            "1",
+            "--upload-parts-in-flight",
+            "2",
+        ])
+        .collect();
+    let parts_done = |o: &ImageImport| {
+        o.status
+            .as_ref()
+            .and_then(|s| s.upload.as_ref())
+            .and_then(|u| u.disks.first())
+            .map_or(0, |d| d.parts_done)
+    };
+    let mut first = OperatorProcess::spawn(&kubeconfig, &rig.emulator, &args);
+    rig.wait_for("killed", "four parts recorded", |o| parts_done(o) >= 4)
+        .await;
+    first.kill();
+    let at_kill = rig.imports().get("killed").await.unwrap();
+    let recorded = at_kill
+        .status
+        .as_ref()
+        .unwrap()
+        .upload
+        .as_ref()
+        .unwrap()
+        .disks[0]
+        .bytes_done;
+    assert!(recorded < body.size(), "killed before the end: {recorded}");
+
+    let mut second = OperatorProcess::spawn(&kubeconfig, &rig.emulator, &args);
+    let done = rig.wait_available("killed").await;
+    second.kill();
+    let disk = &done.status.as_ref().unwrap().upload.as_ref().unwrap().disks[0];
+    assert_eq!(disk.sha256.as_deref(), Some(body.sha256().as_str()));
+    let ranges = source.ranges_to("/disk.qcow2");
+    assert!(
+        ranges.contains(&format!("bytes={recorded}-")),
+        "the restarted process read from the recorded offset {recorded}: {ranges:?}"
+    );
+    let again = source
+        .bytes_served_to("/disk.qcow2")
+        .saturating_sub(body.size());
+    assert!(
+        again <= 5 * MIB,
+        "read {again} bytes twice (recorded {recorded} at the kill; 2 parts of 1 MiB in flight)"
+    );
+    assert_eq!(rig.images_of(&uid).await.len(), 1, "one image");
+}
+
 async fn get(address: &str, path: &str) -> Option<(u16, String)> {
     let response = reqwest::get(format!("http://{address}{path}")).await.ok()?;
     let status = response.status().as_u16();
