@@ -250,3 +250,108 @@ async fn a_source_url_to_the_metadata_service_is_refused() {
 }
 
 use kube::ResourceExt;
+
+#[tokio::test]
+async fn a_source_needing_a_header_gets_it_from_the_headers_secret_and_nowhere_else() {
+    let rig = rig().await;
+    let token = "Bearer s3cr3t-download-token";
+    let body = qcow2(6, PART + 3);
+    let source = SourceServer::new()
+        .route(
+            "/u.qcow2",
+            Serve::range(body.clone()).require_header("Authorization", token),
+        )
+        .start()
+        .await;
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(rig.client.clone(), &rig.ns);
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "download-auth", "namespace": rig.ns},
+        "stringData": {"Authorization": token},
+    }))
+    .unwrap();
+    secrets
+        .create(&kube::api::PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let spec = format!(
+        "        url: {}\n        headersSecretRef:\n          name: download-auth",
+        source.url_of("/u.qcow2")
+    );
+    rig.create(&uploaded("auth", "uploads/auth.qcow2", &spec))
+        .await;
+    let done = rig.wait_available("auth").await;
+    assert_eq!(
+        upload_of(&done).unwrap().disks[0].sha256.as_deref(),
+        Some(body.sha256().as_str())
+    );
+    // The header's value is in no status and no Event.
+    let status = serde_json::to_string(&done.status).unwrap();
+    assert!(!status.contains("s3cr3t"), "{status}");
+    let events = rig
+        .wait_for_events("UploadFinished", |e| {
+            e.reason.as_deref() == Some("UploadFinished")
+        })
+        .await;
+    assert!(
+        events
+            .iter()
+            .all(|e| !e.note.as_deref().unwrap_or_default().contains("s3cr3t")),
+        "{events:?}"
+    );
+
+    // A mapping naming a headers Secret that does not exist stalls, saying which.
+    let spec = format!(
+        "        url: {}\n        headersSecretRef:\n          name: missing-auth",
+        source.url_of("/u.qcow2")
+    );
+    rig.create(&uploaded("noauth", "uploads/noauth.qcow2", &spec))
+        .await;
+    let stalled = rig
+        .wait_for("noauth", "Stalled with SourceHeadersSecretNotFound", |o| {
+            condition(o, "Stalled").is_some_and(|c| c.0 && c.1 == "SourceHeadersSecretNotFound")
+        })
+        .await;
+    let (_, _, message) = condition(&stalled, "Stalled").unwrap();
+    assert!(message.contains("missing-auth"), "{message}");
+}
+
+#[tokio::test]
+async fn a_source_without_range_support_starts_over_after_a_restart_and_says_so() {
+    let mut rig = rig().await;
+    let body = qcow2(9, 20 * PART);
+    let source = SourceServer::new()
+        .route("/u.qcow2", Serve::no_range(body.clone()).slow(6 * PART))
+        .start()
+        .await;
+    let spec = format!(
+        "        url: {}\n        sha256: {}",
+        source.url_of("/u.qcow2"),
+        body.sha256()
+    );
+    rig.create(&uploaded("norange", "uploads/norange.qcow2", &spec))
+        .await;
+    rig.wait_for("norange", "parts recorded", |o| {
+        upload_of(o).is_some_and(|u| u.disks.iter().any(|d| d.parts_done >= 4))
+    })
+    .await;
+    rig.kill_controller().await;
+    rig.start_controller().await;
+    let done = rig.wait_available("norange").await;
+    assert_eq!(
+        upload_of(&done).unwrap().disks[0].sha256.as_deref(),
+        Some(body.sha256().as_str())
+    );
+    let events = rig
+        .wait_for_events("UploadRestarted", |e| {
+            e.reason.as_deref() == Some("UploadRestarted")
+        })
+        .await;
+    let note = events[0].note.clone().unwrap_or_default();
+    assert!(note.contains("Range"), "{note}");
+    assert_eq!(
+        rig.emulator.oss_uploads(),
+        0,
+        "the first upload was aborted"
+    );
+}
