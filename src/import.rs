@@ -56,6 +56,10 @@ pub struct ImportArgs {
         default_value_t = 7200
     )]
     pub timeout_seconds: u64,
+    /// On Ctrl-C, leave the running import task alone instead of cancelling it (the next run of
+    /// the same manifest follows it).
+    #[arg(long, env = "ECS_IMAGE_OPERATOR_IMPORT_KEEP_ON_INTERRUPT")]
+    pub keep_on_interrupt: bool,
     /// The identity of this import: its `ClientToken` and the UID tag of its image. By default it
     /// is derived from the manifest's namespace and name, so running the same manifest again
     /// finds the image the first run made (or follows its running import) instead of starting
@@ -165,26 +169,49 @@ impl ImportArgs {
             uploads.oss_endpoint = Some(handle.url());
         }
         let transfers = crate::upload::Transfers::new(uploads);
-        let status = follow(
+        let credentials = Arc::new(credentials);
+        let (mut status, ending) = follow(
             &client,
             &object,
-            credentials,
+            Arc::clone(&credentials),
             &transfers,
             poll,
             Duration::from_secs(self.timeout_seconds),
         )
         .await;
+        let region = object.spec.region_id.as_str();
+        let running = status
+            .import_task_id
+            .clone()
+            .filter(|_| status.phase == Some(Phase::Importing));
+        // Ctrl-C cancels what it started, unless asked not to.
+        let cancelled = match (ending, running, self.keep_on_interrupt) {
+            (Ending::Interrupted, Some(task), false) => Some(
+                client
+                    .cancel(&credentials, region, &task)
+                    .await
+                    .map(|_| ())
+                    .map_err(|error| crate::explain::explain(&error)),
+            ),
+            _ => None,
+        };
+        for running in transfers.running() {
+            transfers.stop(&running).await;
+        }
         if let Some(handle) = emulator {
             handle.shutdown().await;
+        }
+        one_shot_message(&mut status);
+        for line in ending_lines(&status, ending, region, cancelled) {
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
         }
         let yaml = serde_saphyr::to_string(&serde_json::json!({ "status": status }))
             .unwrap_or_else(|error| format!("# cannot print the status: {error}\n"));
         print!("{yaml}");
-        let available = status.phase == Some(Phase::Available);
-        Ok(if available {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
+        Ok(match ending {
+            Ending::Interrupted => ExitCode::from(130),
+            _ if status.phase == Some(Phase::Available) => ExitCode::SUCCESS,
+            _ => ExitCode::FAILURE,
         })
     }
 
@@ -278,14 +305,14 @@ const GIVE_UP_AFTER: u32 = 5;
 async fn follow<P: EcsPort>(
     ecs: &P,
     object: &ImageImport,
-    credentials: CredentialProvider,
+    credentials: Arc<CredentialProvider>,
     transfers: &crate::upload::Transfers,
     poll: Duration,
     timeout: Duration,
-) -> ImageImportStatus {
+) -> (ImageImportStatus, Ending) {
     let shell = OneShot {
         ecs,
-        credentials: Arc::new(credentials),
+        credentials,
         account: tokio::sync::OnceCell::new(),
         timing: Timing {
             poll_interval: poll,
@@ -300,24 +327,144 @@ async fn follow<P: EcsPort>(
     };
     let mut object = object.clone();
     let started = Instant::now();
+    let mut interrupt = std::pin::pin!(tokio::signal::ctrl_c());
     loop {
-        let Ok(plan) = engine::step(&shell, &object).await;
+        let stepped = tokio::select! {
+            stepped = engine::step(&shell, &object) => stepped,
+            _ = &mut interrupt => {
+                let status = object.status.clone().unwrap_or_default();
+                shell.bar().finish(&status);
+                return (status, Ending::Interrupted);
+            }
+        };
+        let Ok(plan) = stepped;
         let status = plan.status;
         let done = matches!(status.phase, Some(Phase::Available | Phase::Failed))
             && !conditions::is_true(&status.conditions, types::RECONCILING);
         let gave_up = shell.failures.load(Ordering::Relaxed) > GIVE_UP_AFTER;
-        if done || stalled(&status) || gave_up || started.elapsed() > timeout {
+        let ending = if done || stalled(&status) {
+            Some(Ending::Done)
+        } else if gave_up {
+            Some(Ending::GaveUp)
+        } else if started.elapsed() > timeout {
+            Some(Ending::TimedOut(timeout))
+        } else {
+            None
+        };
+        if let Some(ending) = ending {
             let mut bar = shell.bar();
             bar.finish(&status);
             if let Some(line) = shell.earlier_run(&object.spec.region_id, &status) {
                 bar.say(&line);
             }
-            return status;
+            return (status, ending);
         }
         // A failure waits out its backoff; otherwise look again every poll.
         let wait = plan.requeue.filter(|_| plan.failed).unwrap_or(poll);
         object.status = Some(status);
-        tokio::time::sleep(wait).await;
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = &mut interrupt => {
+                let status = object.status.clone().unwrap_or_default();
+                shell.bar().finish(&status);
+                return (status, Ending::Interrupted);
+            }
+        }
+    }
+}
+
+/// Why a one-shot import stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// Available, failed or stalled: ECS had the last word.
+    Done,
+    /// Failures kept coming (`GIVE_UP_AFTER` in a row).
+    GaveUp,
+    /// `--timeout-seconds` ran out.
+    TimedOut(Duration),
+    /// Ctrl-C (SIGINT).
+    Interrupted,
+}
+
+/// The status a one-shot run prints: its message says what a person can do now, never that
+/// something will be retried (the command has ended).
+fn one_shot_message(status: &mut ImageImportStatus) {
+    let Some(message) = status.message.as_mut() else {
+        return;
+    };
+    let mut text = message.clone();
+    for promise in ["; fix the spec or the credentials Secret", " (retrying)"] {
+        text = text.replace(promise, "");
+    }
+    if let Some(at) = text.find("; retrying every ") {
+        let rest = &text[at + 2..];
+        let end = rest.find(';').map_or(text.len(), |i| at + 2 + i);
+        text.replace_range(at..end, "");
+    }
+    *message = text;
+}
+
+/// What to say after the bar when the run did not end in `Available`, and the exit code.
+fn ending_lines(
+    status: &ImageImportStatus,
+    ending: Ending,
+    region: &str,
+    cancelled: Option<Result<(), String>>,
+) -> Vec<String> {
+    let task = status.import_task_id.as_deref();
+    let running = task.filter(|_| status.phase == Some(Phase::Importing));
+    let cancel_hint = |task: &str| {
+        format!("cancel it with: ecs-image-operator ecs cancel-task {task} --region {region}")
+    };
+    let error = status
+        .last_error
+        .as_ref()
+        .map(|e| format!("{}: {}", e.code, e.message));
+    match ending {
+        Ending::Done if status.phase == Some(Phase::Available) => Vec::new(),
+        Ending::Done => vec![format!(
+            "refused: {}; change the manifest (or the credentials) and run again",
+            error.unwrap_or_else(|| "the import did not succeed".into())
+        )],
+        Ending::GaveUp => {
+            let mut line = format!(
+                "gave up after {} failed attempts in a row: {}",
+                GIVE_UP_AFTER + 1,
+                error.unwrap_or_else(|| "unknown error".into())
+            );
+            if let Some(task) = running {
+                line.push_str(&format!("; import task {task} is still running in ECS: run the same command again to follow it, or {}", cancel_hint(task)));
+            }
+            vec![line]
+        }
+        Ending::TimedOut(after) => vec![match running {
+            Some(task) => format!(
+                "stopped waiting after {}s; import task {task} is still running in ECS ({region}): run the same command again to follow it, or {}",
+                after.as_secs(),
+                cancel_hint(task)
+            ),
+            None => format!(
+                "stopped waiting after {}s; nothing is running in ECS",
+                after.as_secs()
+            ),
+        }],
+        Ending::Interrupted => vec![match (running, cancelled) {
+            (Some(task), Some(Ok(()))) => {
+                format!("interrupted: cancelled import task {task} in {region}")
+            }
+            (Some(task), Some(Err(why))) => format!(
+                "interrupted: cancelling import task {task} failed ({why}); {}",
+                cancel_hint(task)
+            ),
+            (Some(task), None) => format!(
+                "interrupted: import task {task} keeps running (--keep-on-interrupt): run the same command again to follow it, or {}",
+                cancel_hint(task)
+            ),
+            (None, _) if status.phase == Some(Phase::Uploading) => {
+                "interrupted: the upload stopped; nothing was imported".to_string()
+            }
+            (None, _) => "interrupted: no import task was running".to_string(),
+        }],
     }
 }
 

@@ -120,6 +120,17 @@ fn a_spec_ecs_refuses_ends_stalled_with_the_code_and_a_failing_exit() {
             .starts_with("InvalidRegion.NotSupport: "),
         "{stalled}"
     );
+    // Issue 17 part 4: the command has ended, so nothing promises a retry or names a Secret it
+    // never read; the last line says what to do.
+    let message = status["message"].as_str().unwrap();
+    assert!(!message.contains("retrying"), "{message}");
+    assert!(!message.contains("credentials Secret"), "{message}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("refused: InvalidRegion.NotSupport: ")
+            && stderr.contains("change the manifest (or the credentials) and run again"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -287,4 +298,116 @@ fn a_local_file_source_is_uploaded_and_imported() {
     let source = format!("file: {}", file.display());
     let manifest = upload_example(dir.path(), &source, &body.sha256());
     assert_uploaded(&import_traced(&manifest), &body.sha256());
+}
+
+/// Runs `import` against `handle` (an emulator whose imports take minutes) with `extra` flags,
+/// sending SIGINT once ECS has accepted the import when `interrupt` is set.
+async fn run_slow_import(
+    handle: &ecs_image_operator::emulator::EmulatorHandle,
+    name: &str,
+    extra: &[&str],
+    interrupt: bool,
+) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("slow.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "apiVersion: ecs.image-import.dev/v1alpha1\nkind: ImageImport\nmetadata:\n  name: {name}\n\
+             spec:\n  regionId: cn-hangzhou\n  diskDeviceMappings:\n    \
+             - ossBucket: images-hz\n      ossObject: ubuntu-22.04.qcow2\n"
+        ),
+    )
+    .unwrap();
+    let url = handle.url();
+    let child = Command::new(env!("CARGO_BIN_EXE_ecs-image-operator"))
+        .args(["import", "--poll-interval-seconds", "1", "-f"])
+        .arg(&manifest)
+        .args(["--ecs-endpoint", &url, "--sts-endpoint", &url])
+        .args(extra)
+        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", emulator_support::AK_ID)
+        .env(
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+            emulator_support::AK_SECRET,
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    if interrupt {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while handle.stats().calls("ImportImage") == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "ECS never saw the import"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let sent = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+    tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap()
+}
+
+/// An emulator whose imports take about two real minutes.
+async fn slow_emulator() -> ecs_image_operator::emulator::EmulatorHandle {
+    emulator_support::start_with(ecs_image_operator::emulator::EmulatorConfig {
+        time_scale: 1.0,
+        ..emulator_support::config()
+    })
+    .await
+}
+
+/// Issue 17 part 4: `--timeout-seconds` says it stopped waiting, which task still runs and the
+/// command that cancels it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_timeout_names_the_running_task_and_how_to_cancel_it() {
+    let handle = slow_emulator().await;
+    let output = run_slow_import(&handle, "waited", &["--timeout-seconds", "2"], false).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    let task = status(&output)["importTaskId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        stderr.contains(&format!(
+            "stopped waiting after 2s; import task {task} is still running in ECS (cn-hangzhou)"
+        )) && stderr.contains(&format!(
+            "ecs-image-operator ecs cancel-task {task} --region cn-hangzhou"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(handle.stats().calls("CancelTask"), 0);
+}
+
+/// Issue 17 part 4: Ctrl-C cancels the running task and says so (exit 130); with
+/// `--keep-on-interrupt` the task keeps running and the message says how to follow or cancel it.
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_cancels_the_running_task_unless_asked_to_keep_it() {
+    let handle = slow_emulator().await;
+    let output = run_slow_import(&handle, "interrupted", &[], true).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted: cancelled import task t-"),
+        "{stderr}"
+    );
+    assert_eq!(handle.stats().calls("CancelTask"), 1);
+
+    let output = run_slow_import(&handle, "kept", &["--keep-on-interrupt"], true).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("keeps running (--keep-on-interrupt)")
+            && stderr.contains("ecs-image-operator ecs cancel-task t-"),
+        "{stderr}"
+    );
+    assert_eq!(handle.stats().calls("CancelTask"), 1, "no second cancel");
 }
