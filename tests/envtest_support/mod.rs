@@ -400,7 +400,22 @@ preferences: {{}}
 }
 
 /// Starts etcd and kube-apiserver, waits for `/readyz` and installs the CRD.
+/// What a server's log says when the port picked for it was taken in the meantime (another test
+/// process bound it between [`free_port`] and the server's start).
+const PORT_TAKEN: &str = "address already in use";
+
+/// Starts the server, with fresh ports again (up to three times) when a picked port was taken.
 fn start() -> Result<Envtest, String> {
+    let mut attempt = 1;
+    loop {
+        match start_once() {
+            Err(error) if error.contains(PORT_TAKEN) && attempt < 3 => attempt += 1,
+            done => return done,
+        }
+    }
+}
+
+fn start_once() -> Result<Envtest, String> {
     let assets = PathBuf::from(std::env::var_os(ASSETS_VAR).ok_or("no KUBEBUILDER_ASSETS")?);
     for bin in ["kube-apiserver", "etcd", "kubectl"] {
         if !assets.join(bin).exists() {
@@ -493,7 +508,19 @@ fn start() -> Result<Envtest, String> {
                     envtest.log_tail("etcd.log")
                 ));
             }
-            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+            Err(error) => {
+                let logs = [
+                    envtest.log_tail("kube-apiserver.log"),
+                    envtest.log_tail("etcd.log"),
+                ];
+                if logs.iter().any(|log| log.contains(PORT_TAKEN)) {
+                    return Err(format!(
+                        "a port was taken: {error}\n{}\n{}",
+                        logs[0], logs[1]
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
         }
     }
     let crd = concat!(
