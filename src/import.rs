@@ -648,6 +648,10 @@ impl ProgressBar {
     }
 
     fn line(status: &ImageImportStatus) -> String {
+        // The bar speaks for the one-shot run: no retry promises either.
+        let mut status = status.clone();
+        one_shot_message(&mut status);
+        let status = &status;
         let percent = usize::from(percent(status));
         let filled = percent / 5;
         format!(

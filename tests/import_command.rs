@@ -127,6 +127,10 @@ fn a_spec_ecs_refuses_ends_stalled_with_the_code_and_a_failing_exit() {
     assert!(!message.contains("credentials Secret"), "{message}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
+        !stderr.contains("retrying") && !stderr.contains("credentials Secret"),
+        "the progress lines promise nothing either: {stderr}"
+    );
+    assert!(
         stderr.contains("refused: InvalidRegion.NotSupport: ")
             && stderr.contains("change the manifest (or the credentials) and run again"),
         "{stderr}"
