@@ -205,7 +205,7 @@ impl ImportArgs {
         for line in ending_lines(&status, ending, region, cancelled) {
             let _ = writeln!(std::io::stderr().lock(), "{line}");
         }
-        let yaml = serde_saphyr::to_string(&serde_json::json!({ "status": status }))
+        let yaml = serde_saphyr::to_string(&printed(&status, region))
             .unwrap_or_else(|error| format!("# cannot print the status: {error}\n"));
         print!("{yaml}");
         Ok(match ending {
@@ -371,6 +371,28 @@ async fn follow<P: EcsPort>(
             }
         }
     }
+}
+
+/// What the run prints on standard output: the image and its region first, when there is one,
+/// then the status without the conditions that only say something is not the case (`Stalled` or
+/// `Reconciling` False): `Ready` always stays, the others only while True.
+fn printed(status: &ImageImportStatus, region: &str) -> serde_json::Value {
+    let mut shown = status.clone();
+    shown
+        .conditions
+        .retain(|c| c.status == "True" || c.type_ == types::READY);
+    let mut printed = serde_json::Map::new();
+    if let Some(image) = &status.image_id {
+        printed.insert(
+            "image".into(),
+            serde_json::json!({ "id": image, "region": region }),
+        );
+    }
+    printed.insert(
+        "status".into(),
+        serde_json::to_value(&shown).unwrap_or_default(),
+    );
+    serde_json::Value::Object(printed)
 }
 
 /// Why a one-shot import stopped.

@@ -42,6 +42,18 @@ fn the_minimal_example_imports_into_the_emulator_with_a_progress_bar() {
         .find(|c| c["type"] == "Ready")
         .unwrap();
     assert_eq!(ready["status"], "True");
+    // Issue 17 part 7: the image and its region come first; conditions that only say something is
+    // not the case (Stalled, Reconciling False) are left out.
+    let printed: serde_json::Value =
+        serde_saphyr::from_str(&String::from_utf8(output.stdout.clone()).unwrap()).unwrap();
+    assert_eq!(printed["image"]["id"], status["imageId"]);
+    assert_eq!(printed["image"]["region"], "cn-hangzhou");
+    let conditions = status["conditions"].as_array().unwrap();
+    let types: Vec<&str> = conditions
+        .iter()
+        .map(|c| c["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["Ready"], "{conditions:?}");
     // Progress between 0 and 100 was drawn on the way.
     let shown: Vec<u32> = stderr
         .lines()
