@@ -151,6 +151,7 @@ impl ImportArgs {
                 rate_limit: crate::ecs::client::DEFAULT_RATE_LIMIT,
                 timeout_seconds: self.attempts.ecs_timeout_seconds,
                 max_attempts: self.attempts.ecs_max_attempts,
+                output: None,
             };
             (
                 EcsClient::new(args.client_config()?)?,

@@ -1,5 +1,8 @@
 //! The command line: every flag can also come from an environment variable (shown in `--help`).
 
+pub mod output;
+
+use std::io::{BufRead, IsTerminal, Write};
 use std::num::NonZeroU32;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -88,6 +91,10 @@ pub struct EcsArgs {
     /// Attempts per ECS call when ECS throttles, fails with 5xx or cannot be reached.
     #[arg(long, env = "ECS_IMAGE_OPERATOR_ECS_MAX_ATTEMPTS", default_value_t = 4)]
     pub max_attempts: u32,
+    /// How to print the answer: `table` (the default on a terminal), `json` (the default
+    /// otherwise) or `yaml`.
+    #[arg(long, short = 'o', env = "ECS_IMAGE_OPERATOR_OUTPUT")]
+    pub output: Option<output::OutputFormat>,
 }
 
 /// How long one ECS attempt may take and how many attempts a call makes, for `run` and `import`
@@ -294,6 +301,9 @@ pub enum EcsCommand {
         /// Delete even when instances still use the image.
         #[arg(long, env = "ECS_IMAGE_OPERATOR_DELETE_FORCE")]
         force: bool,
+        /// Delete without asking (on a terminal the command asks first).
+        #[arg(long, short = 'y', env = "ECS_IMAGE_OPERATOR_DELETE_YES")]
+        yes: bool,
     },
 }
 
@@ -301,7 +311,7 @@ pub enum EcsCommand {
 pub const UID_TAG_KEY: &str = "ecs-image-operator/uid";
 
 impl EcsCommand {
-    /// Runs the call and prints the answer as JSON on stdout.
+    /// Runs the call and prints the answer on stdout (`--output`).
     pub async fn run(self) -> Result<ExitCode, EcsError> {
         match self {
             Self::DescribeRegions { ecs } => {
@@ -310,7 +320,7 @@ impl EcsCommand {
                     region_id: ecs.region.clone(),
                     ..Default::default()
                 };
-                print_json(&client.call(&credentials, &request).await?)
+                print(&ecs, &client.call(&credentials, &request).await?)
             }
             Self::DescribeTasks { ecs, task_ids } => {
                 let (client, credentials) = connect(&ecs)?;
@@ -321,7 +331,7 @@ impl EcsCommand {
                     page_size: Some(100),
                     ..Default::default()
                 };
-                print_json(&client.call(&credentials, &request).await?)
+                print(&ecs, &client.call(&credentials, &request).await?)
             }
             Self::DescribeTask { ecs, task_id } => {
                 let (client, credentials) = connect(&ecs)?;
@@ -329,7 +339,7 @@ impl EcsCommand {
                     region_id: ecs.region.clone(),
                     task_id,
                 };
-                print_json(&client.call(&credentials, &request).await?)
+                print(&ecs, &client.call(&credentials, &request).await?)
             }
             Self::DescribeImages { ecs, image_ids } => {
                 let (client, credentials) = connect(&ecs)?;
@@ -350,7 +360,7 @@ impl EcsCommand {
                     page_size: Some(100),
                     ..Default::default()
                 };
-                print_json(&client.call(&credentials, &request).await?)
+                print(&ecs, &client.call(&credentials, &request).await?)
             }
             Self::CancelTask { ecs, task_id } => {
                 let (client, credentials) = connect(&ecs)?;
@@ -358,22 +368,46 @@ impl EcsCommand {
                     region_id: ecs.region.clone(),
                     task_id,
                 };
+                let task = request.task_id.clone();
                 let outcome = client.cancel_task(&credentials, &request).await?;
-                print_json(&serde_json::json!({ "outcome": format!("{outcome:?}") }))
+                if outcome == crate::ecs::client::CancelOutcome::NotFound {
+                    eprintln_plain(&format!(
+                        "task {task} does not exist in {}: nothing was cancelled",
+                        ecs.region
+                    ));
+                }
+                print(
+                    &ecs,
+                    &serde_json::json!({ "outcome": format!("{outcome:?}") }),
+                )
             }
             Self::DeleteImage {
                 ecs,
                 image_id,
                 force,
+                yes,
             } => {
+                if !yes && std::io::stdin().is_terminal() && !confirmed(&image_id, &ecs.region) {
+                    eprintln_plain("not deleted");
+                    return Ok(ExitCode::FAILURE);
+                }
                 let (client, credentials) = connect(&ecs)?;
                 let request = DeleteImageRequest {
                     region_id: ecs.region.clone(),
-                    image_id,
+                    image_id: image_id.clone(),
                     force,
                 };
                 let outcome = client.delete_image(&credentials, &request).await?;
-                print_json(&serde_json::json!({ "outcome": format!("{outcome:?}") }))
+                if outcome == crate::ecs::client::DeleteOutcome::NotFound {
+                    eprintln_plain(&format!(
+                        "image {image_id} does not exist in {}: nothing was deleted",
+                        ecs.region
+                    ));
+                }
+                print(
+                    &ecs,
+                    &serde_json::json!({ "outcome": format!("{outcome:?}") }),
+                )
             }
         }
     }
@@ -383,14 +417,35 @@ fn connect(ecs: &EcsArgs) -> Result<(EcsClient, CredentialProvider), EcsError> {
     Ok((EcsClient::new(ecs.client_config()?)?, ecs.credentials()?))
 }
 
-fn print_json(value: &impl Serialize) -> Result<ExitCode, EcsError> {
-    let text = serde_json::to_string_pretty(value).map_err(|error| EcsError::Decode {
+/// Prints an answer in the format `ecs` asks for.
+fn print(ecs: &EcsArgs, value: &impl Serialize) -> Result<ExitCode, EcsError> {
+    let format = output::OutputFormat::or_default(ecs.output);
+    let text = output::render(value, format).map_err(|detail| EcsError::Decode {
         action: "print",
         status: 200,
-        detail: error.to_string(),
+        detail,
     })?;
-    println!("{text}");
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
     Ok(ExitCode::SUCCESS)
+}
+
+/// A line for the person at the terminal, on standard error.
+fn eprintln_plain(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+/// Asks on the terminal whether to delete the image; only `y` or `yes` says so.
+fn confirmed(image_id: &str, region: &str) -> bool {
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "delete image {image_id} in {region}? [y/N] ");
+    let _ = err.flush();
+    let mut answer = String::new();
+    if std::io::stdin().lock().read_line(&mut answer).is_err() {
+        return false;
+    }
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
 #[cfg(test)]
