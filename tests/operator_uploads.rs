@@ -13,6 +13,7 @@ mod source_support;
 
 use ecs_image_operator::api::ImageImport;
 use ecs_image_operator::api::image_import::Phase;
+use kube::ResourceExt;
 use operator_support::*;
 use source_support::{Serve, SourceBody, SourceServer};
 
@@ -47,6 +48,25 @@ spec:
 {source}
 "#
     )
+}
+
+/// Serves `serve` at `/u.qcow2` and creates `name`, uploading it into `object` with `body`'s
+/// SHA-256 as the expected digest.
+async fn create_verified(
+    rig: &Rig,
+    name: &str,
+    object: &str,
+    body: &SourceBody,
+    serve: Serve,
+) -> source_support::SourceHandle {
+    let source = SourceServer::new().route("/u.qcow2", serve).start().await;
+    let spec = format!(
+        "        url: {}\n        sha256: {}",
+        source.url_of("/u.qcow2"),
+        body.sha256()
+    );
+    rig.create(&uploaded(name, object, &spec)).await;
+    source
 }
 
 fn upload_of(object: &ImageImport) -> Option<&ecs_image_operator::api::source::UploadStatus> {
@@ -189,17 +209,14 @@ async fn a_resource_deleted_mid_upload_aborts_its_multipart_upload() {
 async fn a_controller_stopped_mid_upload_resumes_with_a_range_read() {
     let mut rig = rig().await;
     let body = qcow2(5, 30 * PART);
-    let source = SourceServer::new()
-        .route("/u.qcow2", Serve::range(body.clone()).slow(6 * PART))
-        .start()
-        .await;
-    let spec = format!(
-        "        url: {}\n        sha256: {}",
-        source.url_of("/u.qcow2"),
-        body.sha256()
-    );
-    rig.create(&uploaded("resume", "uploads/resume.qcow2", &spec))
-        .await;
+    let source = create_verified(
+        &rig,
+        "resume",
+        "uploads/resume.qcow2",
+        &body,
+        Serve::range(body.clone()).slow(6 * PART),
+    )
+    .await;
     let midway = rig
         .wait_for("resume", "a third uploaded", |o| {
             upload_of(o).is_some_and(|u| u.disks.iter().any(|d| d.parts_done >= 10))
@@ -248,8 +265,6 @@ async fn a_source_url_to_the_metadata_service_is_refused() {
     assert!(message.contains("100.100.100.200"), "{message}");
     assert!(stalled.status.as_ref().unwrap().image_id.is_none());
 }
-
-use kube::ResourceExt;
 
 #[tokio::test]
 async fn a_source_needing_a_header_gets_it_from_the_headers_secret_and_nowhere_else() {
@@ -320,17 +335,14 @@ async fn a_source_needing_a_header_gets_it_from_the_headers_secret_and_nowhere_e
 async fn a_source_without_range_support_starts_over_after_a_restart_and_says_so() {
     let mut rig = rig().await;
     let body = qcow2(9, 20 * PART);
-    let source = SourceServer::new()
-        .route("/u.qcow2", Serve::no_range(body.clone()).slow(6 * PART))
-        .start()
-        .await;
-    let spec = format!(
-        "        url: {}\n        sha256: {}",
-        source.url_of("/u.qcow2"),
-        body.sha256()
-    );
-    rig.create(&uploaded("norange", "uploads/norange.qcow2", &spec))
-        .await;
+    let _source = create_verified(
+        &rig,
+        "norange",
+        "uploads/norange.qcow2",
+        &body,
+        Serve::no_range(body.clone()).slow(6 * PART),
+    )
+    .await;
     rig.wait_for("norange", "parts recorded", |o| {
         upload_of(o).is_some_and(|u| u.disks.iter().any(|d| d.parts_done >= 4))
     })

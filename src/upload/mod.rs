@@ -336,3 +336,12 @@ impl Transfers {
             .collect()
     }
 }
+
+impl std::fmt::Debug for Transfers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transfers")
+            .field("settings", self.settings())
+            .field("running", &self.running().len())
+            .finish_non_exhaustive()
+    }
+}

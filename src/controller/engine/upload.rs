@@ -232,12 +232,3 @@ fn job(uploading: &Uploading<'_>, resource: &Resource<'_>, disk: u32) -> Result<
         resume,
     })
 }
-
-impl std::fmt::Debug for Transfers {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Transfers")
-            .field("settings", self.settings())
-            .field("running", &self.running().len())
-            .finish_non_exhaustive()
-    }
-}
