@@ -12,6 +12,7 @@ async fn main() -> ExitCode {
     ecs_image_operator::ecs::ensure_tls_provider();
     let cli = Cli::parse();
     init_logging(&cli.logging);
+    let json_log = cli.logging.log_format == LogFormat::Json;
     let result: Result<ExitCode, Box<dyn std::error::Error>> = match cli.command {
         Command::Run(args) => args
             .run()
@@ -21,7 +22,7 @@ async fn main() -> ExitCode {
         Command::Crd => print_crd(),
         Command::Ecs(command) => command.run().await.map_err(Into::into),
         Command::Emulator(args) => args.run().await.map_err(Into::into),
-        Command::Import(args) => args.run().await.map_err(Into::into),
+        Command::Import(args) => args.run(json_log).await.map_err(Into::into),
     };
     match result {
         Ok(code) => code,

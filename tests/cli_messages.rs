@@ -42,7 +42,7 @@ fn common_failures_say_each_cause_once() {
     ];
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["import", "-f", missing], "No such file or directory"),
-        (vec!["import", "-f", folder], "Is a directory"),
+        (vec!["import", "-f", folder], "is a directory"),
         (vec!["import", "-f", broken], "unclosed bracket"),
         (
             vec!["run", "--kubeconfig", missing],

@@ -149,18 +149,213 @@ fn a_spec_ecs_refuses_ends_stalled_with_the_code_and_a_failing_exit() {
     );
 }
 
+/// Issue 17 part 2: what is not an ImageImport manifest is refused before anything starts, with
+/// what it is instead.
 #[test]
-fn a_file_that_is_no_image_import_is_refused_clearly() {
+fn files_that_are_no_image_import_manifest_are_refused_for_what_they_are() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("pod.yaml");
-    std::fs::write(&file, "apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\n").unwrap();
-    let output = import(&file);
-    assert!(!output.status.success());
+    let refused = |file: &std::path::Path, words: &str| {
+        let output = import(file);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(words), "{words:?} not in: {stderr}");
+        assert!(output.stdout.is_empty(), "nothing was imported");
+    };
+    let deployment = dir.path().join("deployment.yaml");
+    std::fs::write(
+        &deployment,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n",
+    )
+    .unwrap();
+    refused(
+        &deployment,
+        "document 1 of DIR/deployment.yaml is a Deployment (apps/v1): import -f takes ImageImports"
+            .replace("DIR", &dir.path().display().to_string())
+            .as_str(),
+    );
+    refused(dir.path(), "is a directory: name one manifest file");
+    refused(
+        std::path::Path::new("/dev/zero"),
+        "/dev/zero is larger than 16 MiB (or endless)",
+    );
+    let disk = dir.path().join("disk.qcow2");
+    let mut qcow2 = b"QFI\xfb\0\0\0\x03".to_vec();
+    qcow2.resize(64 << 10, 7);
+    std::fs::write(&disk, qcow2).unwrap();
+    refused(
+        &disk,
+        "is not a text file: it looks like a QCOW2 disk image",
+    );
+    refused(
+        &dir.path().join("missing.yaml"),
+        "failed to read DIR/missing.yaml: No such file or directory"
+            .replace("DIR", &dir.path().display().to_string())
+            .as_str(),
+    );
+}
+
+/// The status documents of a run's standard output, one per import.
+fn statuses(output: &Output) -> Vec<serde_json::Value> {
+    let text = String::from_utf8(output.stdout.clone()).unwrap();
+    serde_saphyr::from_multiple(&text)
+        .unwrap_or_else(|error| panic!("stdout is not YAML ({error}): {text}"))
+}
+
+/// Issue 17 part 2: the shipped example of a Secret beside its ImageImport imports, its
+/// AccessKey known to the emulator.
+#[test]
+fn the_credentials_secret_example_imports_on_the_emulator() {
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy/examples/credentials-secret.yaml");
+    let output = import(&example);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("is not an ImageImport manifest"),
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(status(&output)["phase"], "Available", "{stderr}");
+}
+
+/// Issue 17 part 2: a Secret document named by credentialsSecretRef is that import's AccessKey,
+/// really: the environment's key is one ECS does not know, so only the import naming the
+/// Secret gets in, and the other is refused with ECS's code.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_document_is_the_access_key_of_the_import_that_names_it() {
+    let handle = emulator_support::start_with(ecs_image_operator::emulator::EmulatorConfig {
+        keys: vec![ecs_image_operator::emulator::AccessKey::new(
+            emulator_support::AK_ID,
+            emulator_support::AK_SECRET,
+        )],
+        ..emulator_support::config()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("two.yaml");
+    let import = |name: &str, reference: &str| {
+        format!(
+            "apiVersion: ecs.image-import.dev/v1alpha1\nkind: ImageImport\nmetadata:\n  name: {name}\n\
+             spec:\n  regionId: cn-hangzhou\n{reference}  diskDeviceMappings:\n    \
+             - ossBucket: images-hz\n      ossObject: ubuntu-22.04.qcow2\n"
+        )
+    };
+    std::fs::write(
+        &manifest,
+        [
+            format!(
+                "apiVersion: v1\nkind: Secret\nmetadata:\n  name: keys\nstringData:\n  \
+                 accessKeyId: {}\n  accessKeySecret: {}\n",
+                emulator_support::AK_ID,
+                emulator_support::AK_SECRET
+            ),
+            import("with-secret", "  credentialsSecretRef:\n    name: keys\n"),
+            import("from-environment", ""),
+        ]
+        .join("---\n"),
+    )
+    .unwrap();
+    let url = handle.url();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_ecs-image-operator"))
+            .args(["import", "--poll-interval-seconds", "1", "-f"])
+            .arg(&manifest)
+            .args(["--ecs-endpoint", &url, "--sts-endpoint", &url])
+            .env("ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAI5tNotKnownToThisEcs")
+            .env(
+                "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+                "NotKnownSecret0123456789abc",
+            )
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "one import failed: {stderr}");
+    let statuses = statuses(&output);
+    assert_eq!(statuses.len(), 2, "{statuses:?}");
+    assert_eq!(statuses[0]["name"], "default/with-secret");
+    assert_eq!(statuses[0]["status"]["phase"], "Available", "{stderr}");
+    assert_eq!(statuses[1]["name"], "default/from-environment");
+    assert_eq!(
+        statuses[1]["status"]["lastError"]["code"], "InvalidAccessKeyId.NotFound",
         "{stderr}"
     );
+    assert!(
+        stderr.contains("default/from-environment: refused: InvalidAccessKeyId.NotFound"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(emulator_support::AK_SECRET),
+        "the Secret's value is never shown"
+    );
+}
+
+/// Issue 17 part 2: two ImageImports in one file are imported side by side, each on a row of
+/// its own, and printed as two YAML documents that name them.
+#[test]
+fn two_imports_in_one_file_go_side_by_side_with_a_row_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("two.yaml");
+    let import = |name: &str| {
+        format!(
+            "apiVersion: ecs.image-import.dev/v1alpha1\nkind: ImageImport\nmetadata:\n  name: {name}\n\
+             spec:\n  regionId: cn-hangzhou\n  diskDeviceMappings:\n    \
+             - ossBucket: images\n      ossObject: {name}.raw\n"
+        )
+    };
+    std::fs::write(&manifest, [import("first"), import("second")].join("---\n")).unwrap();
+    let output = import_slowly(&manifest);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let statuses = statuses(&output);
+    let names: Vec<_> = statuses.iter().map(|s| s["name"].clone()).collect();
+    assert_eq!(names, ["default/first", "default/second"]);
+    for status in &statuses {
+        assert_eq!(status["status"]["phase"], "Available", "{stderr}");
+        assert_eq!(status["image"]["region"], "cn-hangzhou");
+    }
+    assert_ne!(statuses[0]["image"]["id"], statuses[1]["image"]["id"]);
+    // Side by side: the second was importing before the first was done.
+    let at = |words: &str| {
+        stderr
+            .find(words)
+            .unwrap_or_else(|| panic!("{words:?} not in: {stderr}"))
+    };
+    assert!(
+        at("default/second:  [") < at("default/first:   [####################] 100% Available"),
+        "{stderr}"
+    );
+    assert!(at("default/second:  [") > 0);
+}
+
+/// `import --emulator` with imports that take about 4 real seconds.
+fn import_slowly(file: &std::path::Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ecs-image-operator"))
+        .args(["import", "--emulator", "--time-scale", "30", "-f"])
+        .arg(file)
+        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
+        .output()
+        .unwrap()
+}
+
+/// Issue 17 part 2: `-f -` reads the manifest from standard input.
+#[test]
+fn a_manifest_on_standard_input_is_imported() {
+    use std::io::Write as _;
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples/minimal.yaml");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ecs-image-operator"))
+        .args(["import", "--emulator", "--time-scale", "120", "-f", "-"])
+        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&std::fs::read(example).unwrap()).unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(status(&output)["phase"], "Available");
 }
 
 /// Issue 17, part 3: the same manifest imported twice against one ECS (an emulator of the test's
@@ -426,4 +621,49 @@ async fn ctrl_c_cancels_the_running_task_unless_asked_to_keep_it() {
         "{stderr}"
     );
     assert_eq!(handle.stats().calls("CancelTask"), 1, "no second cancel");
+}
+
+/// Issue 17 part 6: with `--log-format json` standard error is JSON only, the progress rows and
+/// the closing lines among it, while standard output keeps the status YAML.
+#[test]
+fn with_json_logs_every_line_on_standard_error_is_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("minimal.yaml");
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples/minimal.yaml");
+    std::fs::copy(example, &manifest).unwrap();
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_ecs-image-operator"))
+            .args(["--log-format", "json", "import", "--emulator"])
+            .args(["--time-scale", "120", "--timeout-seconds", "0", "-f"])
+            .arg(&manifest)
+            .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
+            .output()
+            .unwrap()
+    };
+    let output = run();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"))
+        })
+        .collect();
+    let progress: Vec<_> = events.iter().filter(|e| e["phase"].is_string()).collect();
+    assert!(!progress.is_empty(), "no progress event: {stderr}");
+    assert!(
+        progress
+            .iter()
+            .all(|e| e["import"] == "default/ubuntu-2204"),
+        "{stderr}"
+    );
+    assert!(
+        events.iter().any(|e| e["level"] == "WARN"
+            && e["message"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("stopped waiting after 0s")),
+        "the ending is an event too: {stderr}"
+    );
+    assert!(statuses(&output).len() == 1, "stdout keeps the YAML");
 }
