@@ -4,6 +4,11 @@
 //! client calls. Both must accept or refuse each alike, with the same HTTP code, and store the
 //! same spec; every difference is printed, including the refusal messages (which may differ in
 //! wording without failing the test: see the double's module doc).
+//!
+//! `import -f`'s admission (`ecs_image_operator::admission`) is the third judge of the creation
+//! cases: it must admit or refuse each file as the real server does under `kubectl apply`'s strict
+//! field validation (a dry-run create with `fieldValidation=Strict`), with the same HTTP code and
+//! naming the same field paths.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails loudly by design
 
 mod chart_support;
@@ -11,6 +16,7 @@ mod crd_cases;
 mod emulator_support;
 mod operator_support;
 
+use ecs_image_operator::admission::{ImageImportAdmission, Refusal};
 use ecs_image_operator::api::ImageImport;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::Client;
@@ -120,8 +126,7 @@ async fn run_step(client: &Client, namespace: &str, step: &Step) -> Verdict {
     }
 }
 
-/// Runs a case's steps in a fresh namespace; every step but the last must be accepted.
-async fn run_case(client: &Client, namespace: &str, steps: &[Step]) -> Verdict {
+async fn create_namespace(client: &Client, namespace: &str) {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let object: Namespace =
         serde_json::from_value(json!({"metadata": {"name": namespace}})).unwrap();
@@ -129,6 +134,11 @@ async fn run_case(client: &Client, namespace: &str, steps: &[Step]) -> Verdict {
         .create(&PostParams::default(), &object)
         .await
         .unwrap();
+}
+
+/// Runs a case's steps in a fresh namespace; every step but the last must be accepted.
+async fn run_case(client: &Client, namespace: &str, steps: &[Step]) -> Verdict {
+    create_namespace(client, namespace).await;
     let mut verdict = None;
     for (n, step) in steps.iter().enumerate() {
         let result = run_step(client, namespace, step).await;
@@ -140,6 +150,93 @@ async fn run_case(client: &Client, namespace: &str, steps: &[Step]) -> Verdict {
         verdict = Some(result);
     }
     verdict.unwrap()
+}
+
+/// What `import -f`'s admission, or the real server under strict field validation, makes of a
+/// file's ImageImports: all admitted, or the first refused, with the HTTP code and the field paths
+/// named (sorted).
+#[derive(Debug, Clone, PartialEq)]
+enum Judged {
+    Admitted,
+    Refused { code: u16, fields: Vec<String> },
+}
+
+fn refused_naming(code: u16, fields: impl IntoIterator<Item = String>) -> Judged {
+    let mut fields: Vec<String> = fields.into_iter().collect();
+    fields.sort();
+    fields.dedup();
+    Judged::Refused { code, fields }
+}
+
+/// The admission's verdict, and its causes as `field: message` (the strict decoding error whole).
+fn judged_by_admission(admission: &ImageImportAdmission, yaml: &str) -> (Judged, String) {
+    for mut doc in chart_support::parse_documents(yaml) {
+        if chart_support::kind(&doc) != "ImageImport" {
+            continue;
+        }
+        if let Err(refusal) = admission.admit(&mut doc) {
+            let fields = refusal.fields().into_iter().map(str::to_string);
+            return match &refusal {
+                Refusal::UnknownFields { .. } => (refused_naming(400, fields), refusal.to_string()),
+                Refusal::Invalid { causes, .. } => {
+                    let text: Vec<String> = causes.iter().map(ToString::to_string).collect();
+                    (refused_naming(422, fields), text.join("; "))
+                }
+            };
+        }
+    }
+    (Judged::Admitted, String::new())
+}
+
+/// The real server's verdict on a dry-run create of each ImageImport of the file with
+/// `fieldValidation=Strict`, as `kubectl apply` sends it, in a fresh namespace; its causes as
+/// `field: message` (a strict decoding error's message whole).
+async fn judged_by_real_server(client: &Client, namespace: &str, yaml: &str) -> (Judged, String) {
+    create_namespace(client, namespace).await;
+    let resource = ar("ImageImport");
+    let url = format!(
+        "/apis/{}/namespaces/{namespace}/{}",
+        resource.api_version, resource.plural
+    );
+    let dry_run = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    for mut doc in chart_support::parse_documents(yaml) {
+        if chart_support::kind(&doc) != "ImageImport" {
+            continue;
+        }
+        doc["metadata"]["namespace"] = Value::from(namespace);
+        let mut request = kube::core::Request::new(url.as_str())
+            .create(&dry_run, serde_json::to_vec(&doc).unwrap())
+            .unwrap();
+        let uri = format!("{}&fieldValidation=Strict", request.uri());
+        *request.uri_mut() = uri.parse().unwrap();
+        match client.request::<Value>(request).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) => {
+                let causes = status.details.map(|d| d.causes).unwrap_or_default();
+                if causes.is_empty() {
+                    let unknown = status
+                        .message
+                        .split("unknown field \"")
+                        .skip(1)
+                        .filter_map(|rest| rest.split('"').next())
+                        .map(str::to_string)
+                        .collect::<Vec<_>>();
+                    return (refused_naming(status.code, unknown), status.message);
+                }
+                let text: Vec<String> = causes
+                    .iter()
+                    .map(|c| format!("{}: {}", c.field, c.message))
+                    .collect();
+                let fields = causes.into_iter().map(|c| c.field);
+                return (refused_naming(status.code, fields), text.join("; "));
+            }
+            Err(other) => panic!("not an API answer: {other:?}"),
+        }
+    }
+    (Judged::Admitted, String::new())
 }
 
 /// Every case: (what, steps, whether the real API server is expected to accept it).
@@ -278,13 +375,33 @@ async fn every_crd_fixture_is_judged_alike_by_the_double_and_the_real_api_server
         .unwrap();
     let double_client = operator_support::kube_client(&double).await;
 
+    let admission = ImageImportAdmission::new().unwrap();
     let cases = cases();
     let mut differences = Vec::new();
     let mut unexpected = Vec::new();
+    let mut admission_differences = Vec::new();
+    let mut judged_by_both = 0;
     for (n, (what, steps, accepted)) in cases.iter().enumerate() {
         let namespace = format!("fidelity-{n}");
         let on_double = run_case(&double_client, &namespace, steps).await;
         let on_real = run_case(&real, &namespace, steps).await;
+        if let [Step::Create(yaml)] = steps.as_slice() {
+            let (by_admission, admission_text) = judged_by_admission(&admission, yaml);
+            let (by_real, real_text) =
+                judged_by_real_server(&real, &format!("strict-{n}"), yaml).await;
+            println!("{what}: admission {by_admission:?}, kube-apiserver (strict) {by_real:?}");
+            if by_admission != by_real {
+                admission_differences.push(format!(
+                    "{what}: admission {by_admission:?}, kube-apiserver (strict) {by_real:?}\n  \
+                     admission: {admission_text}\n  real:      {real_text}"
+                ));
+            } else if admission_text != real_text {
+                println!(
+                    "  message differs (not a failure):\n    admission: {admission_text}\n    real:      {real_text}"
+                );
+            }
+            judged_by_both += 1;
+        }
         let verdict = |v: &Verdict| match v {
             Verdict::Accepted(_) => "accepted".to_string(),
             Verdict::Refused { code, .. } => format!("refused ({code})"),
@@ -339,5 +456,11 @@ async fn every_crd_fixture_is_judged_alike_by_the_double_and_the_real_api_server
         differences.is_empty(),
         "{} differences between the double and kube-apiserver: {differences:#?}",
         differences.len()
+    );
+    assert!(judged_by_both >= 20, "{judged_by_both} creation cases");
+    assert!(
+        admission_differences.is_empty(),
+        "{} verdicts of the admission differ from kube-apiserver's: {admission_differences:#?}",
+        admission_differences.len()
     );
 }

@@ -67,6 +67,16 @@ impl Cause {
     }
 }
 
+impl From<ecs_image_operator::admission::Cause> for Cause {
+    fn from(cause: ecs_image_operator::admission::Cause) -> Self {
+        Self {
+            reason: cause.reason,
+            message: cause.message,
+            field: cause.field,
+        }
+    }
+}
+
 impl ApiError {
     fn new(code: u16, reason: &str, message: impl Into<String>, details: Option<Value>) -> Self {
         Self {

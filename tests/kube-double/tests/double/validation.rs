@@ -151,7 +151,7 @@ async fn types_required_and_special_keywords() {
     assert_eq!(code, 400);
     assert_eq!(
         status["message"],
-        "strict decoding error: unknown field \"spec.unknownField\""
+        "ImageImport in version \"v1\" cannot be handled as a ImageImport: strict decoding error: unknown field \"spec.unknownField\""
     );
 }
 

@@ -3,16 +3,8 @@
 
 use serde_json::Value;
 
-use crate::error::Cause;
-use crate::resource::ResourceType;
-use crate::schema::type_name;
-
-type Compiled = (kube_cel::Validator, kube_cel::CompiledSchema);
-
-thread_local! {
-    static CACHE: std::cell::RefCell<std::collections::HashMap<String, Compiled>> =
-        std::cell::RefCell::default();
-}
+use super::Cause;
+use super::schema::type_name;
 
 fn value_at<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
     let mut node = obj;
@@ -33,26 +25,14 @@ fn value_at<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
 }
 
 /// Evaluates every rule of the schema; transition rules (`oldSelf`) only when `old` is given.
-pub(crate) fn validate(
-    rt: &ResourceType,
-    schema: &Value,
+pub(super) fn validate(
+    validator: &kube_cel::Validator,
+    compiled: &kube_cel::CompiledSchema,
+    context: &kube_cel::RootContext,
     obj: &Value,
     old: Option<&Value>,
 ) -> Vec<Cause> {
-    let context = kube_cel::RootContext {
-        api_version: rt.api_version(),
-        api_group: rt.group.clone(),
-        kind: rt.kind.clone(),
-    };
-    // Compiling the rules (and the function libraries) costs far more than evaluating them, and
-    // a schema changes only when its CRD does: both are kept per thread, keyed by the schema.
-    let result = CACHE.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        let (validator, compiled) = cache
-            .entry(schema.to_string())
-            .or_insert_with(|| (kube_cel::Validator::new(), kube_cel::compile_schema(schema)));
-        validator.validate_compiled_with_context(compiled, obj, old, Some(&context))
-    });
+    let result = validator.validate_compiled_with_context(compiled, obj, old, Some(context));
     let Err(errors) = result else {
         return Vec::new();
     };
@@ -84,17 +64,58 @@ pub(crate) fn validate(
         .collect()
 }
 
+/// Why rules of a compiled schema (at `path`) did not compile, beyond the rules' own parse errors
+/// (which [`crate::admission::crd_schema_causes`] reports): a `messageExpression` that does not
+/// parse, a rule that is not one, a schema too deep.
+pub(super) fn compilation_causes(
+    compiled: &kube_cel::CompiledSchema,
+    path: &str,
+    causes: &mut Vec<Cause>,
+) {
+    for (i, result) in compiled.validations.iter().enumerate() {
+        match result {
+            Ok(_) | Err(kube_cel::CompilationError::Parse { .. }) => {}
+            Err(error) => causes.push(Cause::new(
+                "FieldValueInvalid",
+                &format!("{path}.x-kubernetes-validations[{i}]"),
+                format!("Invalid value: \"object\": {error}"),
+            )),
+        }
+    }
+    for (name, child) in &compiled.properties {
+        compilation_causes(child, &format!("{path}.properties[{name}]"), causes);
+    }
+    if let Some(items) = &compiled.items {
+        compilation_causes(items, &format!("{path}.items"), causes);
+    }
+    if let Some(additional) = &compiled.additional_properties {
+        compilation_causes(additional, &format!("{path}.additionalProperties"), causes);
+    }
+    for (junctor, branches) in [
+        ("allOf", &compiled.all_of),
+        ("oneOf", &compiled.one_of),
+        ("anyOf", &compiled.any_of),
+    ] {
+        for (i, branch) in branches.iter().enumerate() {
+            compilation_causes(branch, &format!("{path}.{junctor}[{i}]"), causes);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::resource::builtins;
 
-    fn rt() -> ResourceType {
-        let mut rt = builtins().remove(0);
-        rt.custom = true;
-        rt
+    fn check(schema: &Value, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
+        let context = kube_cel::RootContext {
+            api_version: "example.com/v1".into(),
+            api_group: "example.com".into(),
+            kind: "Example".into(),
+        };
+        let compiled = kube_cel::compile_schema(schema);
+        validate(&kube_cel::Validator::new(), &compiled, &context, obj, old)
     }
 
     /// Every function the module documentation promises, one rule each.
@@ -122,7 +143,7 @@ mod tests {
             },
         });
         let obj = json!({"name": "hello", "items": [1, 2, 3]});
-        assert_eq!(validate(&rt(), &schema, &obj, None), Vec::new());
+        assert_eq!(check(&schema, &obj, None), Vec::new());
     }
 
     #[test]
@@ -137,8 +158,8 @@ mod tests {
             "properties": {"name": {"type": "string"}},
         });
         let new = json!({"name": "b"});
-        assert!(validate(&rt(), &schema, &new, None).is_empty());
-        let causes = validate(&rt(), &schema, &new, Some(&json!({"name": "a"})));
+        assert!(check(&schema, &new, None).is_empty());
+        let causes = check(&schema, &new, Some(&json!({"name": "a"})));
         assert_eq!(
             causes,
             [Cause::new(
