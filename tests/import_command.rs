@@ -110,7 +110,7 @@ fn a_spec_ecs_refuses_ends_stalled_with_the_code_and_a_failing_exit() {
     let file = dir.path().join("unsupported.yaml");
     std::fs::write(
         &file,
-        "apiVersion: ecs.image-import.dev/v1alpha1\nkind: ImageImport\nmetadata:\n  name: x\nspec:\n  regionId: me-east-1\n  diskDeviceMappings:\n    - ossBucket: b\n      ossObject: o.raw\n",
+        "apiVersion: ecs.image-import.dev/v1alpha1\nkind: ImageImport\nmetadata:\n  name: x\nspec:\n  regionId: me-east-1\n  diskDeviceMappings:\n    - ossBucket: images\n      ossObject: o.raw\n",
     )
     .unwrap();
     let output = import(&file);
@@ -666,4 +666,80 @@ fn with_json_logs_every_line_on_standard_error_is_json() {
         "the ending is an event too: {stderr}"
     );
     assert!(statuses(&output).len() == 1, "stdout keeps the YAML");
+}
+
+/// Issue 17 part 1: what the API server would refuse, `import -f` refuses the same way (kubectl's
+/// words, the field path), before any ECS call: the ECS the command is pointed at hears nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spec_the_api_server_would_refuse_is_refused_before_any_ecs_call() {
+    let handle = emulator_support::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let minimal = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples/minimal.yaml"),
+    )
+    .unwrap();
+    let arm64 = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples/arm64-uefi.yaml"),
+    )
+    .unwrap();
+    let cases = [
+        (
+            minimal.replace("spec:\n", "spec:\n  foo: bar\n"),
+            "(document 1): ImageImport in version \"v1alpha1\" cannot be handled as a ImageImport: \
+             strict decoding error: unknown field \"spec.foo\"",
+        ),
+        (
+            arm64.replace("bootMode: UEFI", "bootMode: BIOS"),
+            "is invalid: spec: Invalid value: \"object\": arm64 images boot with UEFI only",
+        ),
+        (
+            minimal.replace(
+                "spec:\n",
+                &format!("spec:\n  description: {}\n", "a".repeat(10 << 20)),
+            ),
+            "is invalid: spec.description: Too long: may not be more than 256 bytes",
+        ),
+        (
+            minimal.replace(
+                "spec:\n",
+                "spec:\n  platform: Windows Server 2022\n  osType: linux\n",
+            ),
+            "a Windows platform needs osType windows",
+        ),
+        (
+            minimal.replace(
+                "spec:\n",
+                "spec:\n  tags:\n    ecs-image-operator/uid: forged\n",
+            ),
+            "spec.tags",
+        ),
+    ];
+    for (index, (manifest, words)) in cases.into_iter().enumerate() {
+        let file = dir.path().join(format!("case-{index}.yaml"));
+        std::fs::write(&file, manifest).unwrap();
+        let url = handle.url();
+        let output = tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_ecs-image-operator"))
+                .args(["import", "-f"])
+                .arg(&file)
+                .args(["--ecs-endpoint", &url, "--sts-endpoint", &url])
+                .env("ALIBABA_CLOUD_ACCESS_KEY_ID", emulator_support::AK_ID)
+                .env(
+                    "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+                    emulator_support::AK_SECRET,
+                )
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "case {index}: {stderr}");
+        assert!(
+            stderr.contains("error when creating \"") && stderr.contains(words),
+            "case {index}: {words:?} not in: {stderr}"
+        );
+        assert!(stderr.len() < 4096, "case {index}: the refusal is short");
+    }
+    assert_eq!(handle.stats().requests, 0, "no ECS call was made");
 }

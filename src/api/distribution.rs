@@ -134,7 +134,7 @@ pub fn each_once() -> kube::core::Rule {
     .message(
         "distribution names a region or an account twice: one copy per region, each account once",
     )
-    .reason(kube::core::Reason::FieldValueDuplicate)
+    .reason(kube::core::Reason::FieldValueInvalid)
 }
 
 /// CEL rule of `spec`: a KMS key only for an encrypted copy.

@@ -10,6 +10,7 @@ use std::path::Path;
 use base64::Engine as _;
 use serde_json::Value;
 
+use crate::admission::{AdmissionError, ImageImportAdmission, Refusal};
 use crate::api::image_import::ImageImport;
 use crate::ecs::{Credentials, CredentialsError};
 
@@ -137,7 +138,21 @@ pub enum ManifestError {
         /// Its apiVersion.
         api_version: String,
     },
-    /// An ImageImport document does not fit the resource's shape.
+    /// The API server would refuse an ImageImport document: kubectl's own words after the
+    /// file and document.
+    #[error("error when creating \"{file}\" (document {document}): {refusal}")]
+    Refused {
+        /// The file.
+        file: String,
+        /// Which document, from 1.
+        document: usize,
+        /// What the API server would answer.
+        refusal: Refusal,
+    },
+    /// The generated CRD could not be made into an admission (a defect of this binary).
+    #[error(transparent)]
+    Admission(#[from] AdmissionError),
+    /// An ImageImport document the API server would take does not fit the resource's shape.
     #[error("document {document} of {file} is not a valid ImageImport: {detail}")]
     Invalid {
         /// The file.
@@ -266,9 +281,10 @@ pub fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
             file: file.to_string(),
             detail: error.to_string(),
         })?;
+    let admission = ImageImportAdmission::new()?;
     let mut imports = Vec::new();
     let mut secrets = BTreeMap::new();
-    for (index, document) in documents.into_iter().enumerate() {
+    for (index, mut document) in documents.into_iter().enumerate() {
         let document_number = index + 1;
         if document.is_null() {
             continue;
@@ -292,17 +308,21 @@ pub fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
                     document: document_number,
                     detail,
                 };
+                // As kube-apiserver would, before anything else: unknown fields, the schema and
+                // the CEL rules of the same generated CRD; defaults applied.
+                admission
+                    .admit(&mut document)
+                    .map_err(|refusal| ManifestError::Refused {
+                        file: file.to_string(),
+                        document: document_number,
+                        refusal,
+                    })?;
                 let mut object: ImageImport =
                     serde_json::from_value(document).map_err(|e| invalid(e.to_string()))?;
                 object
                     .metadata
                     .namespace
                     .get_or_insert_with(|| "default".into());
-                if object.spec.disk_device_mappings.is_empty() {
-                    return Err(invalid(
-                        "spec.diskDeviceMappings needs at least one disk".into(),
-                    ));
-                }
                 imports.push(object);
             }
             ("v1", "Secret") => {
@@ -397,7 +417,7 @@ mod tests {
 
     const IMPORT: &str = "apiVersion: ecs.image-import.dev/v1alpha1\nkind: ImageImport\n\
         metadata:\n  name: NAME\nspec:\n  regionId: cn-hangzhou\n  REF\
-        diskDeviceMappings:\n    - ossBucket: b\n      ossObject: o.raw\n";
+        diskDeviceMappings:\n    - ossBucket: images\n      ossObject: o.raw\n";
 
     fn import(name: &str, secret: Option<&str>) -> String {
         let reference = secret.map_or(String::new(), |s| {
