@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+pub use self::board::LogWriter;
 use self::board::{Board, Style};
 use self::manifest::{ManifestError, Planned, SecretDocument};
 use self::one_shot::{Ending, Follow, Followed};

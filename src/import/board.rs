@@ -4,6 +4,7 @@
 //! stays JSON only.
 
 use std::io::Write;
+use std::sync::{Mutex, PoisonError};
 
 use crate::api::image_import::{ImageImportStatus, Phase};
 
@@ -82,9 +83,14 @@ impl Board {
         slot.line = Some(line.clone());
         match self.style {
             Style::Terminal { .. } => {
-                let frame = self.frame();
+                // Under the screen's lock, so a log line cannot come between.
+                let mut screen = screen();
+                write_err(&self.frame());
                 self.drawn = true;
-                write_err(&frame);
+                *screen = Screen {
+                    rows: self.rows.len(),
+                    body: self.body(),
+                };
             }
             Style::Lines => write_err(&format!("{}\n", self.text(row, &line))),
             Style::Json => tracing::info!(
@@ -99,13 +105,18 @@ impl Board {
 
     /// What a terminal redraw writes: back to the first row, then every row, each cleared first.
     pub fn frame(&self) -> String {
+        let mut frame = if self.drawn {
+            back_to_top(self.rows.len())
+        } else {
+            String::new()
+        };
+        frame.push_str(&self.body());
+        frame
+    }
+
+    /// Every row, each cleared first, the cursor left at the end of the last.
+    fn body(&self) -> String {
         let mut frame = String::new();
-        if self.drawn {
-            frame.push('\r');
-            if self.rows.len() > 1 {
-                frame.push_str(&format!("\x1b[{}A", self.rows.len() - 1));
-            }
-        }
         let width = match self.style {
             Style::Terminal { width } => width,
             _ => usize::MAX,
@@ -140,10 +151,12 @@ impl Board {
 
     /// Ends the drawing: what is said next goes under the rows.
     pub fn close(&mut self) {
+        let mut screen = screen();
         if self.drawn {
             write_err("\n");
             self.drawn = false;
         }
+        *screen = Screen::default();
     }
 
     /// A line of its own about `row` (after [`Board::close`]); `trouble` when it tells of
@@ -156,6 +169,87 @@ impl Board {
             _ if self.rows.len() > 1 => write_err(&format!("{name}: {text}\n")),
             _ => write_err(&format!("{text}\n")),
         }
+    }
+}
+
+/// The board as the terminal shows it, for a log line to go above it: a log line written under
+/// a drawn board would break its redraw.
+#[derive(Debug, Default)]
+struct Screen {
+    /// Rows on the screen, the cursor at the end of the last; 0 when no board is drawn.
+    rows: usize,
+    /// What draws them again.
+    body: String,
+}
+
+static SCREEN: Mutex<Screen> = Mutex::new(Screen {
+    rows: 0,
+    body: String::new(),
+});
+
+fn screen() -> std::sync::MutexGuard<'static, Screen> {
+    SCREEN.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// From the end of the last of `rows` rows back to the start of the first.
+fn back_to_top(rows: usize) -> String {
+    match rows {
+        0 | 1 => "\r".to_string(),
+        rows => format!("\r\x1b[{}A", rows - 1),
+    }
+}
+
+/// What goes to the terminal for a log line while `screen` is drawn: the board cleared, the log
+/// line, the board again under it.
+fn above(screen: &Screen, log: &[u8]) -> Vec<u8> {
+    if screen.rows == 0 {
+        return log.to_vec();
+    }
+    let mut out = back_to_top(screen.rows).into_bytes();
+    out.extend_from_slice(b"\x1b[J");
+    out.extend_from_slice(log);
+    out.extend_from_slice(screen.body.as_bytes());
+    out
+}
+
+/// Standard error for the log: a line logged while a progress board is drawn on the terminal
+/// goes above the board, which is drawn again under it; otherwise plain standard error.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogWriter;
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+    type Writer = LogLine;
+
+    fn make_writer(&'a self) -> LogLine {
+        LogLine(Vec::new())
+    }
+}
+
+/// One log event, written out whole when it is dropped (the log formats an event into one
+/// writer, then drops it).
+#[derive(Debug)]
+pub struct LogLine(Vec<u8>);
+
+impl Write for LogLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogLine {
+    fn drop(&mut self) {
+        if self.0.is_empty() {
+            return;
+        }
+        let screen = screen();
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(&above(&screen, &self.0));
+        let _ = err.flush();
     }
 }
 
@@ -255,6 +349,20 @@ mod tests {
             let shown = row.trim_start_matches("\x1b[2K");
             assert!(shown.chars().count() < 60, "{row:?}");
         }
+    }
+
+    #[test]
+    fn a_log_line_goes_above_a_drawn_board_which_is_drawn_again_under_it() {
+        let screen = Screen {
+            rows: 2,
+            body: "\x1b[2Ka: row\n\x1b[2Kb: row".into(),
+        };
+        let out = above(&screen, b"INFO something\n");
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "\r\x1b[1A\x1b[JINFO something\n\x1b[2Ka: row\n\x1b[2Kb: row"
+        );
+        assert_eq!(above(&Screen::default(), b"INFO plain\n"), b"INFO plain\n");
     }
 
     #[test]
