@@ -194,19 +194,24 @@ impl RunArgs {
             ..ClientConfig::default()
         }))?);
         // Without operator-wide credentials, only resources with a credentials Secret can import.
-        let default_credentials = match CredentialSource::from_environment(
+        let default_credentials = match CredentialSource::choose_from_environment(
             |name| std::env::var(name).ok(),
             &endpoints.services(),
+            Vec::new(),
         ) {
-            Ok(source) => {
-                tracing::info!(source = source.kind(), "operator credentials configured");
+            Ok(choice) => {
+                tracing::info!(
+                    source = choice.source.kind(),
+                    "operator credentials configured"
+                );
                 Some(Arc::new(
-                    CredentialProvider::new(source).map_err(crate::ecs::EcsError::from)?,
+                    CredentialProvider::chosen(choice).map_err(crate::ecs::EcsError::from)?,
                 ))
             }
             Err(error) => {
                 tracing::warn!(
-                    "no operator-wide credentials ({error}); resources need a credentials Secret"
+                    "no operator-wide credentials ({}); resources need a credentials Secret",
+                    crate::explain::explain(&error)
                 );
                 None
             }

@@ -241,12 +241,21 @@ impl EcsArgs {
     }
 
     /// The credentials of the environment: AccessKey variables, RRSA, or the instance RAM role.
+    /// When none gives any, the error lists every source tried, in order.
     pub fn credentials(&self) -> Result<CredentialProvider, EcsError> {
-        let source = CredentialSource::from_environment(
+        self.credentials_after(Vec::new())
+    }
+
+    /// As [`EcsArgs::credentials`], after sources the caller tried first: `earlier` entries
+    /// (`"<source>: <why not>"`, e.g. `"Secret document: none in FILE"`) come first in the list
+    /// of sources tried that an error shows.
+    pub fn credentials_after(&self, earlier: Vec<String>) -> Result<CredentialProvider, EcsError> {
+        let choice = CredentialSource::choose_from_environment(
             |name| std::env::var(name).ok(),
             &self.endpoints.services(),
+            earlier,
         )?;
-        Ok(CredentialProvider::new(source)?)
+        Ok(CredentialProvider::chosen(choice)?)
     }
 }
 
