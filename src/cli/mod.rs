@@ -320,8 +320,14 @@ pub enum EcsCommand {
 pub const UID_TAG_KEY: &str = "ecs-image-operator/uid";
 
 impl EcsCommand {
-    /// Runs the call and prints the answer on stdout (`--output`).
-    pub async fn run(self) -> Result<ExitCode, EcsError> {
+    /// Runs the call and prints the answer on stdout (`--output`); notes for the person (a
+    /// target that does not exist) go to stderr as plain lines, or as log lines with
+    /// `--log-format json`, so that stderr stays JSON-only.
+    pub async fn run(self, log_format: LogFormat) -> Result<ExitCode, EcsError> {
+        let say = |line: &str| match log_format {
+            LogFormat::Text => eprintln_plain(line),
+            LogFormat::Json => tracing::warn!("{line}"),
+        };
         match self {
             Self::DescribeRegions { ecs } => {
                 let (client, credentials) = connect(&ecs)?;
@@ -380,7 +386,7 @@ impl EcsCommand {
                 let task = request.task_id.clone();
                 let outcome = client.cancel_task(&credentials, &request).await?;
                 if outcome == crate::ecs::client::CancelOutcome::NotFound {
-                    eprintln_plain(&format!(
+                    say(&format!(
                         "task {task} does not exist in {}: nothing was cancelled",
                         ecs.region
                     ));
@@ -397,7 +403,7 @@ impl EcsCommand {
                 yes,
             } => {
                 if !yes && std::io::stdin().is_terminal() && !confirmed(&image_id, &ecs.region) {
-                    eprintln_plain("not deleted");
+                    say("not deleted");
                     return Ok(ExitCode::FAILURE);
                 }
                 let (client, credentials) = connect(&ecs)?;
@@ -408,7 +414,7 @@ impl EcsCommand {
                 };
                 let outcome = client.delete_image(&credentials, &request).await?;
                 if outcome == crate::ecs::client::DeleteOutcome::NotFound {
-                    eprintln_plain(&format!(
+                    say(&format!(
                         "image {image_id} does not exist in {}: nothing was deleted",
                         ecs.region
                     ));
