@@ -170,7 +170,8 @@ impl ImportArgs {
                         SecretDocument::Found { credentials, .. } => {
                             CredentialProvider::fixed(credentials)
                         }
-                        _ => args.credentials()?,
+                        // The Secret document comes first in the list of sources tried.
+                        other => args.credentials_after(other.tried().into_iter().collect())?,
                     };
                     (EcsClient::new(args.client_config()?)?, credentials)
                 }

@@ -172,18 +172,17 @@ impl RunArgs {
             leader_election_lease_seconds,
             uploads,
         } = self;
-        let config = match kubeconfig {
-            Some(path) => {
-                let file = Kubeconfig::read_from(&path)
-                    .map_err(|error| RunError::Kubeconfig(error.to_string()))?;
-                kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
-                    .await
-                    .map_err(|error| RunError::Kubeconfig(error.to_string()))?
-            }
-            None => kube::Config::infer()
-                .await
-                .map_err(|error| RunError::Kubeconfig(error.to_string()))?,
+        let mut signals = StopSignals::watch();
+        let (config, origin) = kube_config(kubeconfig.as_deref()).await?;
+        let server = ApiServer {
+            url: config.cluster_url.to_string(),
+            origin,
         };
+        tracing::info!(
+            server = %server.url,
+            "using the Kubernetes API server of the {}",
+            server.origin
+        );
         let client = kube::Client::try_from(config)?;
         let metrics = Metrics::new();
         let ecs = Arc::new(EcsClient::new(attempts.apply(ClientConfig {
@@ -194,19 +193,24 @@ impl RunArgs {
             ..ClientConfig::default()
         }))?);
         // Without operator-wide credentials, only resources with a credentials Secret can import.
-        let default_credentials = match CredentialSource::from_environment(
+        let default_credentials = match CredentialSource::choose_from_environment(
             |name| std::env::var(name).ok(),
             &endpoints.services(),
+            Vec::new(),
         ) {
-            Ok(source) => {
-                tracing::info!(source = source.kind(), "operator credentials configured");
+            Ok(choice) => {
+                tracing::info!(
+                    source = choice.source.kind(),
+                    "operator credentials configured"
+                );
                 Some(Arc::new(
-                    CredentialProvider::new(source).map_err(crate::ecs::EcsError::from)?,
+                    CredentialProvider::chosen(choice).map_err(crate::ecs::EcsError::from)?,
                 ))
             }
             Err(error) => {
                 tracing::warn!(
-                    "no operator-wide credentials ({error}); resources need a credentials Secret"
+                    "no operator-wide credentials ({}); resources need a credentials Secret",
+                    crate::explain::explain(&error)
                 );
                 None
             }
@@ -258,8 +262,8 @@ impl RunArgs {
         // Without its CRD the operator can do nothing: say so once, stay unready, and start as
         // soon as the CRD is served (SIGTERM still ends the wait).
         tokio::select! {
-            () = wait_for_crd(&client) => health.crd.store(true, Ordering::SeqCst),
-            () = wait_for_signal() => {
+            () = wait_for_crd(&client, &server) => health.crd.store(true, Ordering::SeqCst),
+            () = signals.wait() => {
                 tracing::info!("shutting down before the CRD was installed");
                 probes.abort();
                 return Ok(());
@@ -332,7 +336,7 @@ impl RunArgs {
         };
         tracing::info!(%probe_address, leader_election, "operator started");
 
-        wait_for_signal().await;
+        signals.wait().await;
         tracing::info!("shutting down: finishing in-flight reconciles");
         health.started.store(false, Ordering::SeqCst);
         let _ = stop_tx.send(());
@@ -351,6 +355,51 @@ impl RunArgs {
         }
         probes.abort();
         Ok(())
+    }
+}
+
+/// The Kubernetes API server the operator talks to, and where its address came from, so a log
+/// line about it names both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ApiServer {
+    /// Its URL.
+    url: String,
+    /// `kubeconfig context "NAME"` or `in-cluster service account`.
+    origin: String,
+}
+
+/// The client configuration: from `path`, else the usual kubeconfig lookup (`KUBECONFIG`,
+/// `~/.kube/config`), else the in-cluster service account (as `kube::Config::infer` does); with
+/// where it came from.
+async fn kube_config(path: Option<&std::path::Path>) -> Result<(kube::Config, String), RunError> {
+    async fn from_file(file: Kubeconfig) -> Result<(kube::Config, String), String> {
+        let context = match &file.current_context {
+            Some(name) => format!("kubeconfig context {name:?}"),
+            None => "kubeconfig (no current context)".to_string(),
+        };
+        kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
+            .await
+            .map(|config| (config, context))
+            .map_err(|error| crate::explain::explain(&error))
+    }
+    if let Some(path) = path {
+        let file = Kubeconfig::read_from(path)
+            .map_err(|error| RunError::Kubeconfig(crate::explain::explain(&error)))?;
+        return from_file(file).await.map_err(RunError::Kubeconfig);
+    }
+    let kubeconfig_error = match Kubeconfig::read() {
+        Ok(file) => match from_file(file).await {
+            Ok(found) => return Ok(found),
+            Err(error) => error,
+        },
+        Err(error) => crate::explain::explain(&error),
+    };
+    match kube::Config::incluster() {
+        Ok(config) => Ok((config, "in-cluster service account".to_string())),
+        Err(in_cluster) => Err(RunError::Kubeconfig(format!(
+            "no usable kubeconfig ({kubeconfig_error}) and no in-cluster service account ({})",
+            crate::explain::explain(&in_cluster)
+        ))),
     }
 }
 
@@ -426,8 +475,8 @@ pub fn crd_retry_delay(attempt: u32) -> Duration {
 
 /// Returns once the API server serves ImageImports (discovery of `ecs.image-import.dev/v1alpha1`,
 /// which every authenticated user may read). A missing CRD is logged once; other failures are
-/// logged when they change.
-async fn wait_for_crd(client: &kube::Client) {
+/// logged when they change, naming the server and where its address came from.
+async fn wait_for_crd(client: &kube::Client, server: &ApiServer) {
     use crate::api::image_import::ImageImport;
     use kube::Resource;
     let group_version = format!("{}/{}", ImageImport::group(&()), ImageImport::version(&()));
@@ -451,7 +500,11 @@ async fn wait_for_crd(client: &kube::Client) {
                 if text != last_error {
                     tracing::warn!(
                         crd = CRD_NAME,
-                        "cannot check for the CRD ({text}); retrying"
+                        "the Kubernetes API server at {} ({}) refused to show {group_version} \
+                         (HTTP {}: {text}); cannot check for the CRD, retrying",
+                        server.url,
+                        server.origin,
+                        status.code
                     );
                     last_error = text;
                 }
@@ -463,11 +516,14 @@ async fn wait_for_crd(client: &kube::Client) {
                 }
             }
             Err(error) => {
-                let text = error.to_string();
+                let text = crate::explain::explain(&error);
                 if text != last_error {
                     tracing::warn!(
                         crd = CRD_NAME,
-                        "cannot check for the CRD ({text}); retrying"
+                        "cannot reach the Kubernetes API server at {} ({}): {text}; cannot \
+                         check for the CRD, retrying",
+                        server.url,
+                        server.origin
                     );
                     last_error = text;
                 }
@@ -478,26 +534,60 @@ async fn wait_for_crd(client: &kube::Client) {
     }
 }
 
-async fn wait_for_signal() {
+/// SIGTERM and Ctrl-C, watched from the start of `run`: a signal that comes at any moment (while
+/// the CRD is awaited, say) ends the process cleanly instead of killing it.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = terminate.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
+    terminate: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    /// Starts watching; must be called inside the runtime.
+    fn watch() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let watch = |kind: SignalKind, name: &str| match signal(kind) {
+                Ok(watched) => Some(watched),
+                Err(error) => {
+                    tracing::warn!("cannot watch {name} ({error}); it ends the operator at once");
+                    None
                 }
-            }
-            Err(error) => {
-                tracing::warn!("cannot watch SIGTERM ({error}); only Ctrl-C stops the operator");
-                let _ = tokio::signal::ctrl_c().await;
+            };
+            Self {
+                terminate: watch(SignalKind::terminate(), "SIGTERM"),
+                interrupt: watch(SignalKind::interrupt(), "SIGINT"),
             }
         }
+        #[cfg(not(unix))]
+        {
+            Self {}
+        }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    /// Returns at the next SIGTERM or Ctrl-C.
+    async fn wait(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn next(signal: &mut Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(signal) => {
+                        let _ = signal.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                () = next(&mut self.terminate) => {}
+                () = next(&mut self.interrupt) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

@@ -241,12 +241,21 @@ impl EcsArgs {
     }
 
     /// The credentials of the environment: AccessKey variables, RRSA, or the instance RAM role.
+    /// When none gives any, the error lists every source tried, in order.
     pub fn credentials(&self) -> Result<CredentialProvider, EcsError> {
-        let source = CredentialSource::from_environment(
+        self.credentials_after(Vec::new())
+    }
+
+    /// As [`EcsArgs::credentials`], after sources the caller tried first: `earlier` entries
+    /// (`"<source>: <why not>"`, e.g. `"Secret document: none in FILE"`) come first in the list
+    /// of sources tried that an error shows.
+    pub fn credentials_after(&self, earlier: Vec<String>) -> Result<CredentialProvider, EcsError> {
+        let choice = CredentialSource::choose_from_environment(
             |name| std::env::var(name).ok(),
             &self.endpoints.services(),
+            earlier,
         )?;
-        Ok(CredentialProvider::new(source)?)
+        Ok(CredentialProvider::chosen(choice)?)
     }
 }
 
@@ -311,8 +320,14 @@ pub enum EcsCommand {
 pub const UID_TAG_KEY: &str = "ecs-image-operator/uid";
 
 impl EcsCommand {
-    /// Runs the call and prints the answer on stdout (`--output`).
-    pub async fn run(self) -> Result<ExitCode, EcsError> {
+    /// Runs the call and prints the answer on stdout (`--output`); notes for the person (a
+    /// target that does not exist) go to stderr as plain lines, or as log lines with
+    /// `--log-format json`, so that stderr stays JSON-only.
+    pub async fn run(self, log_format: LogFormat) -> Result<ExitCode, EcsError> {
+        let say = |line: &str| match log_format {
+            LogFormat::Text => eprintln_plain(line),
+            LogFormat::Json => tracing::warn!("{line}"),
+        };
         match self {
             Self::DescribeRegions { ecs } => {
                 let (client, credentials) = connect(&ecs)?;
@@ -371,7 +386,7 @@ impl EcsCommand {
                 let task = request.task_id.clone();
                 let outcome = client.cancel_task(&credentials, &request).await?;
                 if outcome == crate::ecs::client::CancelOutcome::NotFound {
-                    eprintln_plain(&format!(
+                    say(&format!(
                         "task {task} does not exist in {}: nothing was cancelled",
                         ecs.region
                     ));
@@ -388,7 +403,7 @@ impl EcsCommand {
                 yes,
             } => {
                 if !yes && std::io::stdin().is_terminal() && !confirmed(&image_id, &ecs.region) {
-                    eprintln_plain("not deleted");
+                    say("not deleted");
                     return Ok(ExitCode::FAILURE);
                 }
                 let (client, credentials) = connect(&ecs)?;
@@ -399,7 +414,7 @@ impl EcsCommand {
                 };
                 let outcome = client.delete_image(&credentials, &request).await?;
                 if outcome == crate::ecs::client::DeleteOutcome::NotFound {
-                    eprintln_plain(&format!(
+                    say(&format!(
                         "image {image_id} does not exist in {}: nothing was deleted",
                         ecs.region
                     ));

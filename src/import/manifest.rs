@@ -55,14 +55,15 @@ pub enum SecretDocument {
 }
 
 impl SecretDocument {
-    /// What a list of the credential sources tried says of this one.
+    /// What the list of credential sources tried says of this one, first in that list (`None`:
+    /// it was found, so nothing else was tried).
     pub fn tried(&self) -> Option<String> {
         match self {
             Self::NotNamed => {
-                Some("a Secret document: the ImageImport has no credentialsSecretRef".to_string())
+                Some("Secret document: the ImageImport has no credentialsSecretRef".to_string())
             }
             Self::NotInFile(name) => Some(format!(
-                "a Secret document: credentialsSecretRef names Secret {name}, which the file does not hold"
+                "Secret document: credentialsSecretRef names Secret {name}, which the file does not hold"
             )),
             Self::Found { .. } => None,
         }

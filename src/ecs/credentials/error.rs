@@ -69,6 +69,22 @@ pub enum CredentialsError {
     /// A configured STS or metadata endpoint is unusable.
     #[error("invalid credentials endpoint: {0}")]
     Endpoint(String),
+    /// `ALIBABA_CLOUD_ECS_METADATA_DISABLED` turns the last source of the chain, the instance
+    /// RAM role, off.
+    #[error("{} is true", super::env_vars::ECS_METADATA_DISABLED)]
+    MetadataDisabled,
+    /// Every source of the chain was tried and none gave credentials: what each one was and why
+    /// it was not usable, in the order tried (the last one's reason is `last`, kept as the
+    /// source so its code, its transience and its causes stay).
+    #[error("no usable Alibaba Cloud credentials; tried, in order: {}", tried.join("; "))]
+    NoneUsable {
+        /// One entry per source, `"<source>: <why not>"`, in order; the last one ends with
+        /// `last`'s message. Never a secret: names of variables, files and URLs only.
+        tried: Vec<String>,
+        /// Why the last source failed.
+        #[source]
+        last: Box<CredentialsError>,
+    },
 }
 
 impl CredentialsError {
@@ -78,6 +94,7 @@ impl CredentialsError {
             Self::Transport { .. } | Self::ResponseTooLarge { .. } => true,
             Self::Decode { status, .. } => *status >= 500,
             Self::Sts(error) => error.class().is_retryable(),
+            Self::NoneUsable { last, .. } => last.is_transient(),
             _ => false,
         }
     }
@@ -86,7 +103,9 @@ impl CredentialsError {
     pub fn code(&self) -> &str {
         match self {
             Self::SecretKeyMissing(_) | Self::SecretKeyNotUtf8(_) => "InvalidCredentialsSecret",
-            Self::NotConfigured | Self::IncompleteEnvironment(..) => "CredentialsNotConfigured",
+            Self::NotConfigured | Self::IncompleteEnvironment(..) | Self::MetadataDisabled => {
+                "CredentialsNotConfigured"
+            }
             Self::TokenFile { .. } => "OIDCTokenFileUnreadable",
             Self::Sts(error) => &error.code,
             Self::Metadata(_) => "MetadataCredentialsUnavailable",
@@ -94,6 +113,7 @@ impl CredentialsError {
             Self::Decode { .. } => "CredentialsServiceUnreadable",
             Self::ResponseTooLarge { .. } => "ResponseTooLarge",
             Self::Endpoint(_) => "InvalidCredentialsEndpoint",
+            Self::NoneUsable { last, .. } => last.code(),
         }
     }
 }

@@ -55,6 +55,27 @@ pub struct ServiceEndpoints {
     pub metadata: Option<String>,
 }
 
+/// The source the environment chain chose, and what it looked at before it, in order.
+///
+/// `tried` holds one entry per source passed over, `"<source>: <why not>"` (names of variables,
+/// files and URLs, never a value of them), after whatever the caller put in front. A
+/// [`CredentialProvider::chosen`](super::CredentialProvider::chosen) built from it lists them all
+/// when the last fallback, the instance RAM role, gives no credentials.
+#[derive(Debug, Clone)]
+pub struct ChainChoice {
+    /// The source chosen.
+    pub source: CredentialSource,
+    /// The sources passed over before it, in order.
+    pub tried: Vec<String>,
+}
+
+/// The RRSA variables, in the order they are named.
+const RRSA_VARS: [&str; 3] = [
+    env_vars::ROLE_ARN,
+    env_vars::OIDC_PROVIDER_ARN,
+    env_vars::OIDC_TOKEN_FILE,
+];
+
 impl CredentialSource {
     /// Chooses the operator's own source from environment variables: AccessKey, then RRSA, then the
     /// instance RAM role (unless `ALIBABA_CLOUD_ECS_METADATA_DISABLED=true`).
@@ -64,6 +85,21 @@ impl CredentialSource {
         lookup: impl Fn(&str) -> Option<String>,
         endpoints: &ServiceEndpoints,
     ) -> Result<Self, CredentialsError> {
+        Self::choose_from_environment(lookup, endpoints, Vec::new()).map(|choice| choice.source)
+    }
+
+    /// As [`CredentialSource::from_environment`], recording what each source passed over was and
+    /// why it was not usable. `earlier` are sources the caller tried first (`import -f` puts
+    /// `"Secret document: …"` there); they stay in front of the chain's own entries.
+    ///
+    /// With the instance RAM role turned off and nothing else set, the error is
+    /// [`CredentialsError::NoneUsable`] listing every source, in order.
+    pub fn choose_from_environment(
+        lookup: impl Fn(&str) -> Option<String>,
+        endpoints: &ServiceEndpoints,
+        earlier: Vec<String>,
+    ) -> Result<ChainChoice, CredentialsError> {
+        let mut tried = earlier;
         let get = |name: &str| {
             lookup(name)
                 .map(|value| value.trim().to_string())
@@ -80,7 +116,10 @@ impl CredentialSource {
                 if let Some(token) = get(env_vars::SECURITY_TOKEN) {
                     credentials = credentials.with_security_token(token);
                 }
-                return Ok(Self::Static(credentials));
+                return Ok(ChainChoice {
+                    source: Self::Static(credentials),
+                    tried,
+                });
             }
             (Some(_), None) => {
                 return Err(CredentialsError::IncompleteEnvironment(
@@ -94,7 +133,11 @@ impl CredentialSource {
                     env_vars::ACCESS_KEY_ID,
                 ));
             }
-            (None, None) => {}
+            (None, None) => tried.push(format!(
+                "environment: {} and {} not set",
+                env_vars::ACCESS_KEY_ID,
+                env_vars::ACCESS_KEY_SECRET
+            )),
         }
         if let (Some(role_arn), Some(oidc_provider_arn), Some(token_file)) = (
             get(env_vars::ROLE_ARN),
@@ -108,27 +151,49 @@ impl CredentialSource {
                     is_true(env_vars::VPC_ENDPOINT_ENABLED),
                 ),
             };
-            return Ok(Self::Oidc(OidcConfig {
-                role_arn,
-                oidc_provider_arn,
-                token_file: PathBuf::from(token_file),
-                role_session_name: get(env_vars::ROLE_SESSION_NAME)
-                    .unwrap_or_else(default_session_name),
-                duration: DEFAULT_OIDC_DURATION,
-                sts_endpoint,
-            }));
+            return Ok(ChainChoice {
+                source: Self::Oidc(OidcConfig {
+                    role_arn,
+                    oidc_provider_arn,
+                    token_file: PathBuf::from(token_file),
+                    role_session_name: get(env_vars::ROLE_SESSION_NAME)
+                        .unwrap_or_else(default_session_name),
+                    duration: DEFAULT_OIDC_DURATION,
+                    sts_endpoint,
+                }),
+                tried,
+            });
         }
+        let (set, unset): (Vec<&str>, Vec<&str>) =
+            RRSA_VARS.into_iter().partition(|name| get(name).is_some());
+        tried.push(if set.is_empty() {
+            format!("RRSA: {} not set", unset.join(", "))
+        } else {
+            format!(
+                "RRSA: {} not set (only {} set)",
+                unset.join(", "),
+                set.join(", ")
+            )
+        });
         if is_true(env_vars::ECS_METADATA_DISABLED) {
-            return Err(CredentialsError::NotConfigured);
+            let last = CredentialsError::MetadataDisabled;
+            tried.push(format!("instance role: {last}"));
+            return Err(CredentialsError::NoneUsable {
+                tried,
+                last: Box::new(last),
+            });
         }
-        Ok(Self::Metadata(MetadataConfig {
-            role_name: get(env_vars::ECS_METADATA),
-            endpoint: endpoints
-                .metadata
-                .clone()
-                .unwrap_or_else(|| DEFAULT_METADATA_ENDPOINT.to_string()),
-            imdsv1_disabled: is_true(env_vars::IMDSV1_DISABLED),
-        }))
+        Ok(ChainChoice {
+            source: Self::Metadata(MetadataConfig {
+                role_name: get(env_vars::ECS_METADATA),
+                endpoint: endpoints
+                    .metadata
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_METADATA_ENDPOINT.to_string()),
+                imdsv1_disabled: is_true(env_vars::IMDSV1_DISABLED),
+            }),
+            tried,
+        })
     }
 
     /// A short name of the source for logs.
@@ -199,12 +264,95 @@ mod tests {
             env(&[(env_vars::ECS_METADATA_DISABLED, "TRUE")]),
             &endpoints,
         );
-        assert!(matches!(disabled, Err(CredentialsError::NotConfigured)));
+        assert!(
+            matches!(&disabled, Err(CredentialsError::NoneUsable { last, .. })
+                if matches!(**last, CredentialsError::MetadataDisabled)),
+            "{disabled:?}"
+        );
         let half =
             CredentialSource::from_environment(env(&[(env_vars::ACCESS_KEY_ID, "id")]), &endpoints);
         assert!(matches!(
             half,
             Err(CredentialsError::IncompleteEnvironment(..))
         ));
+    }
+
+    #[test]
+    fn the_chain_records_each_source_it_passes_over_in_order_after_the_callers() {
+        let endpoints = ServiceEndpoints {
+            sts: None,
+            metadata: Some("http://127.0.0.1:9".into()),
+        };
+        let earlier = vec!["Secret document: none in example.yaml".to_string()];
+        let choice = match CredentialSource::choose_from_environment(
+            env(&[]),
+            &endpoints,
+            earlier.clone(),
+        ) {
+            Ok(choice) => choice,
+            Err(error) => panic!("expected the instance role, got {error:?}"),
+        };
+        assert_eq!(choice.source.kind(), "ecs-ram-role");
+        assert_eq!(
+            choice.tried,
+            [
+                "Secret document: none in example.yaml",
+                "environment: ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET not set",
+                "RRSA: ALIBABA_CLOUD_ROLE_ARN, ALIBABA_CLOUD_OIDC_PROVIDER_ARN, \
+                 ALIBABA_CLOUD_OIDC_TOKEN_FILE not set",
+            ]
+        );
+        // Half an RRSA configuration says which half.
+        let partial = CredentialSource::choose_from_environment(
+            env(&[(env_vars::ROLE_ARN, "acs:ram::1:role/r")]),
+            &endpoints,
+            Vec::new(),
+        )
+        .map(|choice| choice.tried);
+        assert_eq!(
+            partial
+                .ok()
+                .as_deref()
+                .and_then(|tried| tried.last().cloned()),
+            Some(
+                "RRSA: ALIBABA_CLOUD_OIDC_PROVIDER_ARN, ALIBABA_CLOUD_OIDC_TOKEN_FILE not set \
+                 (only ALIBABA_CLOUD_ROLE_ARN set)"
+                    .to_string()
+            )
+        );
+        // An AccessKey is chosen after the caller's sources, with nothing passed over.
+        let key = CredentialSource::choose_from_environment(
+            env(&[
+                (env_vars::ACCESS_KEY_ID, "id"),
+                (env_vars::ACCESS_KEY_SECRET, "the-secret"),
+            ]),
+            &endpoints,
+            earlier,
+        )
+        .map(|choice| choice.tried);
+        assert_eq!(
+            key.ok(),
+            Some(vec!["Secret document: none in example.yaml".to_string()])
+        );
+        // With the instance role off, the error lists all three, once each, in order.
+        let off = CredentialSource::choose_from_environment(
+            env(&[(env_vars::ECS_METADATA_DISABLED, "true")]),
+            &endpoints,
+            Vec::new(),
+        );
+        let Err(error) = off else {
+            panic!("expected an error, got {off:?}");
+        };
+        let text = crate::explain::explain(&error);
+        assert_eq!(
+            text,
+            "no usable Alibaba Cloud credentials; tried, in order: environment: \
+             ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET not set; RRSA: \
+             ALIBABA_CLOUD_ROLE_ARN, ALIBABA_CLOUD_OIDC_PROVIDER_ARN, ALIBABA_CLOUD_OIDC_TOKEN_FILE \
+             not set; instance role: ALIBABA_CLOUD_ECS_METADATA_DISABLED is true"
+        );
+        assert_eq!(crate::explain::repeated_fragment(&text), None, "{text}");
+        assert_eq!(error.code(), "CredentialsNotConfigured");
+        assert!(!error.is_transient());
     }
 }
