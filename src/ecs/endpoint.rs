@@ -14,26 +14,44 @@ pub enum Scheme {
     HttpAllowed,
 }
 
-/// Parses and checks a base URL; returns it without a trailing slash.
+/// Parses and checks a base URL; returns it without a trailing slash. User info (a proxy's
+/// `user:password@`) is kept in the URL and never shown in an error.
 pub fn validate_base_url(raw: &str, scheme: Scheme) -> Result<String, String> {
-    let url = Url::parse(raw).map_err(|error| format!("{raw:?} is not a URL: {error}"))?;
+    // Errors show the URL without its password (a proxy's user info may be in it).
+    let shown = without_user_info(raw);
+    let url = Url::parse(raw).map_err(|error| format!("{shown:?} is not a URL: {error}"))?;
     let host = url
         .host_str()
-        .ok_or_else(|| format!("{raw:?} has no host"))?;
+        .ok_or_else(|| format!("{shown:?} has no host"))?;
     match (url.scheme(), scheme) {
         ("https", _) | ("http", Scheme::HttpAllowed) => {}
         ("http", Scheme::HttpsUnlessLoopback) if is_loopback_host(host) => {}
         ("http", Scheme::HttpsUnlessLoopback) => {
             return Err(format!(
-                "{raw:?} uses plain http to a host that is not loopback; use https"
+                "{shown:?} uses plain http to a host that is not loopback; use https"
             ));
         }
-        (other, _) => return Err(format!("{raw:?} has unsupported scheme {other:?}")),
+        (other, _) => return Err(format!("{shown:?} has unsupported scheme {other:?}")),
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!("{raw:?} must not carry a query or fragment"));
+        return Err(format!("{shown:?} must not carry a query or fragment"));
     }
     Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+/// `raw` with any `user:password@` of its authority replaced by `***@`, whether or not it
+/// parses as a URL.
+fn without_user_info(raw: &str) -> String {
+    let Some(start) = raw.find("://").map(|at| at + 3) else {
+        return raw.to_string();
+    };
+    let end = raw[start..]
+        .find(['/', '?', '#'])
+        .map_or(raw.len(), |at| start + at);
+    match raw[start..end].rfind('@') {
+        Some(at) => format!("{}***{}", &raw[..start], &raw[start + at..]),
+        None => raw.to_string(),
+    }
 }
 
 /// Whether a URL host names this machine: `localhost`, 127.0.0.0/8 or ::1.
@@ -99,6 +117,28 @@ mod tests {
             validate_base_url("http://100.100.100.200", Scheme::HttpAllowed).as_deref(),
             Ok("http://100.100.100.200")
         );
+    }
+
+    #[test]
+    fn a_refused_url_is_shown_without_its_password() {
+        for raw in [
+            "http://proxy:hunter2@ecs.example.com",
+            "ftp://proxy:hunter2@127.0.0.1",
+            "https://proxy:hunter2@h/?a=b",
+            "https://proxy:hunter2@[not-an-ip/",
+            "https://proxy:hunter2@",
+        ] {
+            let error = validate_base_url(raw, Scheme::HttpsUnlessLoopback)
+                .err()
+                .unwrap_or_default();
+            assert!(!error.contains("hunter2"), "{error}");
+            assert!(error.contains("***@"), "{error}");
+        }
+        assert_eq!(
+            without_user_info("http://a@b:c@host:1/p@q"),
+            "http://***@host:1/p@q"
+        );
+        assert_eq!(without_user_info("not a url"), "not a url");
     }
 
     #[test]
