@@ -172,8 +172,10 @@ fn the_workflow_builds_signs_and_publishes_both_artifacts() {
         assert_eq!(permissions["packages"], "write", "{job}: push to GHCR");
         assert_eq!(permissions["id-token"], "write", "{job}: cosign keyless");
     }
-    let needs = &workflow["jobs"]["image"]["needs"];
-    assert_eq!(needs, "check", "the image waits for the version check");
+    assert!(
+        needed_by(&workflow, "image").iter().any(|n| n == "check"),
+        "the image waits for the version check"
+    );
     let needs: Vec<&str> = workflow["jobs"]["chart"]["needs"]
         .as_array()
         .unwrap()
@@ -538,4 +540,69 @@ fn the_binary_runs_as_65532_with_nothing_writable() {
         "import failed in the sandbox:\n{out}\n{err}"
     );
     assert!(out.contains("phase: Available"), "{out}\n{err}");
+}
+
+/// The jobs `job` waits for, directly or through the jobs it needs.
+fn needed_by(workflow: &Value, job: &str) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::new();
+    let mut next = vec![job.to_string()];
+    while let Some(job) = next.pop() {
+        let needs = &workflow["jobs"][job.as_str()]["needs"];
+        let names: Vec<String> = match needs {
+            Value::String(one) => vec![one.clone()],
+            Value::Array(many) => many
+                .iter()
+                .filter_map(|n| n.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        };
+        for name in names {
+            if !seen.contains(&name) {
+                seen.push(name.clone());
+                next.push(name);
+            }
+        }
+    }
+    seen
+}
+
+/// Nothing is published from a tag whose commit fails CI: the release runs the CI workflow
+/// itself (`.ci/run`, the envtest tier, the kind suite) and every publishing job waits for it.
+#[test]
+fn nothing_is_published_before_the_ci_workflow_passes_on_the_tagged_commit() {
+    let release = workflow();
+    let ci_jobs: Vec<&str> = release["jobs"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, job)| job["uses"] == "./.github/workflows/ci.yml")
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert_eq!(
+        ci_jobs.len(),
+        1,
+        "one job of release.yml calls ci.yml: {ci_jobs:?}"
+    );
+    for publishing in ["image", "chart"] {
+        assert!(
+            needed_by(&release, publishing)
+                .iter()
+                .any(|n| n == ci_jobs[0]),
+            "{publishing} does not wait for {}",
+            ci_jobs[0]
+        );
+    }
+    let ci = yaml(".github/workflows/ci.yml");
+    assert!(
+        ci["on"].get("workflow_call").is_some(),
+        "ci.yml can be called by the release: {}",
+        ci["on"]
+    );
+    assert!(
+        ci["jobs"]["ci"]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|step| step["run"] == "bash .ci/run")
+    );
 }
