@@ -793,3 +793,100 @@ fn a_deletion_removes_an_object_the_transfer_finished_but_status_does_not_record
         aborted.steps
     );
 }
+
+/// The one-source mapping with another URL and digest, as a user edits it mid-upload.
+fn one_source_changed() -> String {
+    ONE_SOURCE
+        .replace("images/ubuntu.qcow2", "images/ubuntu-fixed.qcow2")
+        .replace(SHA, &"a".repeat(64))
+}
+
+/// A status whose disk 0 started uploading from `ONE_SOURCE` (its mapping recorded) and is
+/// 300 bytes in.
+fn started_and_running() -> ImageImportStatus {
+    let fixture = Fixture::one();
+    let started = fixture.decide(&idle(0));
+    assert_eq!(started.steps, [EcsAction::Upload { disk: 0 }]);
+    let fixture = fixture.after(&started);
+    let recorded = disk(&fixture.status, 0);
+    assert_eq!(recorded.oss_bucket.as_deref(), Some("golden-images"));
+    assert_eq!(recorded.oss_object.as_deref(), Some("ubuntu/22.04.qcow2"));
+    assert_eq!(recorded.mapping_digest.as_deref().map(str::len), Some(16));
+    let running = fixture.decide(&observed(UploadObserved::Running {
+        disk: 0,
+        progress: progress(300),
+    }));
+    read_back(&running.status)
+}
+
+#[test]
+fn a_mapping_changed_while_it_uploads_aborts_the_old_upload_and_starts_afresh() {
+    let status = started_and_running();
+    let old_digest = disk(&status, 0).mapping_digest;
+    let changed = Fixture::new(&one_source_changed()).with_status(status);
+    let plan = changed.decide(&observed(UploadObserved::Running {
+        disk: 0,
+        progress: progress(400),
+    }));
+    assert_eq!(
+        plan.steps,
+        [EcsAction::AbortUpload {
+            disk: 0,
+            upload_id: "up-1".into()
+        }]
+    );
+    assert!(!imports(&plan));
+    assert_eq!(plan.status.phase, Some(Phase::Uploading));
+    assert!(
+        reasons(&plan).contains(&(false, "UploadSourceChanged")),
+        "{:?}",
+        plan.events
+    );
+    let reset = disk(&plan.status, 0);
+    assert_eq!(reset.upload_id, None, "the old upload is not resumed");
+    assert_eq!(reset.bytes_done, 0);
+    assert_eq!(reset.mapping_digest, None);
+    // The next pass uploads the mapping as it is now, from byte 0.
+    let next = Fixture::new(&one_source_changed()).after(&plan);
+    let restarted = next.decide(&idle(0));
+    assert_eq!(restarted.steps, [EcsAction::Upload { disk: 0 }]);
+    let recorded = disk(&restarted.status, 0);
+    assert!(recorded.mapping_digest.is_some());
+    assert_ne!(recorded.mapping_digest, old_digest);
+    assert!(reasons(&restarted).contains(&(false, "UploadStarted")));
+}
+
+#[test]
+fn an_object_uploaded_for_an_old_mapping_is_uploaded_again_before_the_import() {
+    let fixture = Fixture::one().with_status(started_and_running());
+    let finished = fixture.decide(&observed(UploadObserved::Finished {
+        disk: 0,
+        done: done(),
+    }));
+    // Finished, and the import planned at once: the spec had not changed.
+    assert!(imports(&finished), "{:?}", finished.steps);
+    // The user changes the object before the import was asked for (the status of the finished
+    // upload, without the import's).
+    let mut status = read_back(&finished.status);
+    status.image_id = None;
+    status.import_task_id = None;
+    let changed = Fixture::new(&ONE_SOURCE.replace("ubuntu/22.04.qcow2", "ubuntu/fixed.qcow2"))
+        .with_status(status);
+    let plan = changed.decide(&idle(0));
+    assert!(plan.steps.is_empty(), "nothing to abort: {:?}", plan.steps);
+    assert!(!imports(&plan));
+    assert!(!disk(&plan.status, 0).uploaded);
+    assert!(reasons(&plan).contains(&(false, "UploadSourceChanged")));
+}
+
+#[test]
+fn a_record_of_the_previous_release_without_a_mapping_digest_is_taken_as_it_is() {
+    let changed = Fixture::new(&one_source_changed()).with_status(half_uploaded());
+    let plan = changed.decide(&observed(UploadObserved::Running {
+        disk: 0,
+        progress: progress(600),
+    }));
+    assert!(plan.steps.is_empty(), "{:?}", plan.steps);
+    assert_eq!(disk(&plan.status, 0).bytes_done, 600);
+    assert!(!reasons(&plan).contains(&(false, "UploadSourceChanged")));
+}

@@ -367,3 +367,56 @@ async fn a_source_without_range_support_starts_over_after_a_restart_and_says_so(
         "the first upload was aborted"
     );
 }
+
+/// A mapping changed while its upload runs (another URL, digest and object): the old transfer
+/// stops and its multipart upload is aborted where it went, and the image is made from the new
+/// source.
+#[tokio::test]
+async fn a_mapping_changed_mid_upload_aborts_the_old_upload_and_imports_the_new_source() {
+    let rig = rig().await;
+    let old = qcow2(6, 40 * PART);
+    let new = qcow2(7, 8 * PART);
+    let source = SourceServer::new()
+        .route("/old.qcow2", Serve::range(old.clone()).slow(4 * PART))
+        .route("/new.qcow2", Serve::range(new.clone()))
+        .start()
+        .await;
+    let spec = format!(
+        "        url: {}\n        sha256: {}",
+        source.url_of("/old.qcow2"),
+        old.sha256()
+    );
+    rig.create(&uploaded("moved", "uploads/old.qcow2", &spec))
+        .await;
+    rig.wait_for("moved", "parts of the old source uploaded", |o| {
+        upload_of(o).is_some_and(|u| u.disks.iter().any(|d| d.parts_done > 0))
+    })
+    .await;
+    rig.patch(
+        "moved",
+        serde_json::json!({"spec": {"diskDeviceMappings": [{
+            "ossBucket": BUCKET,
+            "ossObject": "uploads/new.qcow2",
+            "format": "QCOW2",
+            "source": {"url": source.url_of("/new.qcow2"), "sha256": new.sha256()},
+        }]}}),
+    )
+    .await;
+    let done = rig.wait_available("moved").await;
+    let disk = &upload_of(&done).unwrap().disks[0];
+    assert_eq!(disk.sha256.as_deref(), Some(new.sha256().as_str()));
+    assert_eq!(
+        rig.emulator.oss_uploads(),
+        0,
+        "the old multipart upload is aborted"
+    );
+    assert_eq!(rig.emulator.oss_object(BUCKET, "uploads/old.qcow2"), None);
+    assert!(
+        source.bytes_served_to("/old.qcow2") < old.size(),
+        "the old transfer stopped"
+    );
+    rig.wait_for_events("UploadSourceChanged", |e| {
+        e.reason.as_deref() == Some("UploadSourceChanged")
+    })
+    .await;
+}

@@ -301,8 +301,8 @@ async fn at_most_max_uploads_run_at_once() {
     )
     .await;
     transfers.start(job("ns/l/2", &source.url_of("/two.raw"), "two.raw"));
-    // Starting the same key again while it runs changes nothing.
-    transfers.start(job("ns/l/1", &source.url_of("/two.raw"), "one.raw"));
+    // Starting the same job again while it runs changes nothing.
+    transfers.start(job("ns/l/1", &source.url_of("/one.raw"), "one.raw"));
     // While the first gets on (the second's fast source would be done by then if it ran).
     wait_for(
         &transfers,
@@ -324,4 +324,37 @@ async fn at_most_max_uploads_run_at_once() {
         .await,
     );
     assert_eq!(source.requests_to("/two.raw"), 1);
+}
+
+/// A job for a key whose transfer runs, with another source (its mapping changed), replaces
+/// the running transfer; the same job again is a no-op.
+#[tokio::test]
+async fn a_job_of_another_source_replaces_the_running_transfer_of_its_key() {
+    let handle = emulator().await;
+    let old = qcow2(11, 40 * PART);
+    let new = qcow2(12, 3 * PART);
+    let source = SourceServer::new()
+        .route("/old.qcow2", Serve::range(old.clone()).slow(2 * PART))
+        .route("/new.qcow2", Serve::range(new.clone()))
+        .start()
+        .await;
+    let transfers = Transfers::new(settings(&handle));
+    transfers.start(job("ns/m/0", &source.url_of("/old.qcow2"), "disks/m.qcow2"));
+    wait_for(&transfers, "ns/m/0", |view| {
+        matches!(view, View::Running(_))
+    })
+    .await;
+    // The same job again changes nothing.
+    transfers.start(job("ns/m/0", &source.url_of("/old.qcow2"), "disks/m.qcow2"));
+    assert!(matches!(transfers.view("ns/m/0"), Some(View::Running(_))));
+    let done = finished(
+        run(
+            &transfers,
+            job("ns/m/0", &source.url_of("/new.qcow2"), "disks/m.qcow2"),
+        )
+        .await,
+    );
+    assert_eq!(done.sha256, new.sha256());
+    assert_object(&handle, "disks/m.qcow2", &new);
+    assert!(source.bytes_served_to("/old.qcow2") < old.size());
 }

@@ -146,6 +146,20 @@ pub struct DiskUpload {
     /// The OSS object was removed by `cleanup: Delete`.
     #[serde(default)]
     pub removed: bool,
+    /// A digest of the mapping this record is about (its source, format, bucket and object), set
+    /// when the upload starts: a mapping changed while it uploads, or before the import starts,
+    /// is uploaded afresh (its old multipart upload aborted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub mapping_digest: Option<String>,
+    /// The bucket the upload went to, as the mapping said when it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
+    pub oss_bucket: Option<String>,
+    /// The object the upload went to, as the mapping said when it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1023))]
+    pub oss_object: Option<String>,
 }
 
 impl UploadStatus {

@@ -220,6 +220,23 @@ pub enum View {
 struct Entry {
     view: Arc<Mutex<View>>,
     task: Option<JoinHandle<()>>,
+    /// What the transfer moves, from where to where ([`what_of`]).
+    what: String,
+}
+
+/// What a job moves, from where to where: a job for the same key that says otherwise (its
+/// mapping changed) replaces a running one.
+fn what_of(job: &Job) -> String {
+    format!(
+        "{:?} {:?} {:?} {:?} {} {} {}",
+        job.source,
+        job.expected_sha256,
+        job.expected_size,
+        job.declared_format,
+        job.region,
+        job.bucket,
+        job.object
+    )
 }
 
 /// The process's transfers: the global limit and the running jobs.
@@ -255,14 +272,22 @@ impl Transfers {
         &self.settings
     }
 
-    /// Starts the job in the background; a no-op while a transfer of its key is starting or
-    /// running. A finished or failed one not yet forgotten is replaced.
+    /// Starts the job in the background; a no-op while a transfer of the same job (key, source
+    /// and target) is starting or running. A finished or failed one not yet forgotten is
+    /// replaced, and so is a running one of another source or target (its mapping changed; a
+    /// multipart upload it began is left to the caller to abort).
     pub fn start(&self, job: Job) {
         let mut jobs = lock(&self.jobs);
-        if let Some(entry) = jobs.get(&job.key)
+        let what = what_of(&job);
+        if let Some(entry) = jobs.get_mut(&job.key)
             && matches!(*lock(&entry.view), View::Starting | View::Running(_))
         {
-            return;
+            if entry.what == what {
+                return;
+            }
+            if let Some(task) = entry.task.take() {
+                task.abort();
+            }
         }
         let view = Arc::new(Mutex::new(View::Starting));
         let reporter = transfer::Reporter {
@@ -286,6 +311,7 @@ impl Transfers {
             Entry {
                 view,
                 task: Some(task),
+                what,
             },
         );
     }

@@ -33,6 +33,42 @@ const RESTARTED: &str = "UploadRestarted";
 const FINISHED: &str = "UploadFinished";
 const ABORTED: &str = "UploadAborted";
 const OBJECT_REMOVED: &str = "SourceObjectRemoved";
+const SOURCE_CHANGED: &str = "UploadSourceChanged";
+
+/// What an upload is of: the mapping's source (url or file, sha256, size), its format, bucket
+/// and object, as 16 hex digits of their SHA-256. A URL's query (a signature) goes into the
+/// digest, never into status.
+pub fn mapping_digest(mapping: &crate::api::image_import::DiskDeviceMapping) -> String {
+    use sha2::Digest as _;
+    let source = mapping.source.as_ref();
+    let fields = serde_json::json!([
+        source.and_then(|s| s.url.as_deref()),
+        source.and_then(|s| s.file.as_deref()),
+        source.and_then(|s| s.sha256.as_deref()),
+        source.and_then(|s| s.size),
+        mapping.format.map(|f| f.as_str()),
+        mapping.oss_bucket,
+        mapping.oss_object,
+    ]);
+    let digest = sha2::Sha256::digest(fields.to_string().as_bytes());
+    hex::encode(&digest[..8])
+}
+
+/// The first mapping whose recorded upload is of something else than the mapping now says
+/// (a record of the previous release, with no digest, is taken as it is).
+fn changed_mapping(spec: &ImageImportSpec, status: &ImageImportStatus) -> Option<u32> {
+    if status.image_id.is_some() {
+        return None;
+    }
+    sources(spec).find(|&disk| {
+        let recorded = entry(status, disk).and_then(|e| e.mapping_digest.as_deref());
+        let now = usize::try_from(disk)
+            .ok()
+            .and_then(|at| spec.disk_device_mappings.get(at))
+            .map(mapping_digest);
+        recorded.is_some_and(|recorded| Some(recorded) != now.as_deref())
+    })
+}
 
 /// The mapping whose source is to be uploaded next: the first with a `source` whose object is
 /// not complete in OSS (or was removed), while no image is recorded; `None` once the import can
@@ -154,6 +190,9 @@ pub(super) fn before_import(
     if status.image_id.is_none() && observed.source.image.found().is_some() {
         return None;
     }
+    if let Some(disk) = changed_mapping(resource.spec, status) {
+        return Some(changed(resource, observed, disk, timing, now));
+    }
     if let Some(disk) = pending_upload(resource.spec, status) {
         return Some(uploading(
             resource,
@@ -166,6 +205,59 @@ pub(super) fn before_import(
         ));
     }
     reupload(resource, observed, timing, now)
+}
+
+/// A mapping changed since its upload started: the record starts over, and a multipart upload
+/// of the old mapping (recorded, or reported by the running transfer) is aborted, which also
+/// stops its transfer; the next pass uploads the mapping as it is now. An object the old
+/// mapping completed is left in OSS (the new upload overwrites it when the object is the same).
+fn changed(
+    resource: &Resource<'_>,
+    observed: &Observed,
+    disk: u32,
+    timing: &Timing,
+    now: Timestamp,
+) -> Plan {
+    let mut status = resource.status.clone();
+    let old = entry(&status, disk).cloned().unwrap_or_default();
+    let running = match &observed.upload {
+        UploadObserved::Running { disk: at, progress } if *at == disk => {
+            Some(progress.upload_id.clone())
+        }
+        _ => None,
+    };
+    let upload_id = running.or_else(|| old.upload_id.clone().filter(|_| !old.uploaded));
+    // Where the old upload went stays: its abort goes there.
+    *entry_mut(&mut status, disk) = DiskUpload {
+        disk,
+        oss_bucket: old.oss_bucket.clone(),
+        oss_object: old.oss_object.clone(),
+        ..DiskUpload::default()
+    };
+    totals(resource.spec, &mut status, None);
+    status.phase = Some(Phase::Uploading);
+    status.observed_generation = Some(resource.generation);
+    let said = format!(
+        "the mapping of disk {disk} changed while it was uploaded: uploading it afresh to {}",
+        target(resource.spec, disk)
+    );
+    status.message = Some(said.clone());
+    set_all(
+        &mut status,
+        resource.generation,
+        false,
+        (true, reasons::UPLOADING),
+        None,
+        now,
+    );
+    let step = upload_id.map(|upload_id| EcsAction::AbortUpload { disk, upload_id });
+    let mut plan = finish(resource, status, step, Some(timing.watchdog));
+    plan.events.push(EventNote {
+        warning: false,
+        reason: SOURCE_CHANGED.into(),
+        message: said,
+    });
+    plan
 }
 
 /// An available image deleted outside the operator whose object `cleanup` removed: the object
@@ -350,6 +442,15 @@ fn uploading(
                 status.last_error = None;
             }
             let recorded = entry_mut(&mut status, disk);
+            // What this upload is of, so a change of the mapping is seen while it runs.
+            if let Some(mapping) = usize::try_from(disk)
+                .ok()
+                .and_then(|at| resource.spec.disk_device_mappings.get(at))
+            {
+                recorded.mapping_digest = Some(mapping_digest(mapping));
+                recorded.oss_bucket = Some(mapping.oss_bucket.clone());
+                recorded.oss_object = Some(mapping.oss_object.clone());
+            }
             let resumed = recorded
                 .upload_id
                 .clone()

@@ -168,7 +168,14 @@ pub async fn act(
         EcsAction::AbortUpload { disk, upload_id } => {
             transfers.stop(&key(uploading.object, *disk)).await;
             let mapping = mapping(resource, *disk)?;
-            let (bucket, object) = (&mapping.oss_bucket, &mapping.oss_object);
+            // Where the upload went when it started: the mapping may have changed since.
+            let recorded = resource.status.upload.as_ref().and_then(|u| u.disk(*disk));
+            let bucket = recorded
+                .and_then(|r| r.oss_bucket.as_ref())
+                .unwrap_or(&mapping.oss_bucket);
+            let object = recorded
+                .and_then(|r| r.oss_object.as_ref())
+                .unwrap_or(&mapping.oss_object);
             upload::abort(settings, credentials, region, bucket, object, upload_id)
                 .await
                 .map_err(|error| failure_of(&error))
