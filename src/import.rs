@@ -140,6 +140,20 @@ impl ImportArgs {
         };
         let mut prepared = Vec::new();
         for (object, secret) in objects {
+            // Where each import's AccessKey comes from, said up front: a credentialsSecretRef
+            // whose Secret the file does not hold (a typo, often) falls back to the environment.
+            let name = name_of(&object);
+            match &secret {
+                SecretDocument::Found { name: secret, .. } => {
+                    tracing::info!(import = %name, "using the AccessKey of Secret {secret} in the file");
+                }
+                SecretDocument::NotInFile(secret) => tracing::warn!(
+                    import = %name,
+                    "credentialsSecretRef names Secret {secret}, which the file does not hold: \
+                     using the credentials of the environment"
+                ),
+                SecretDocument::NotNamed => {}
+            }
             let (client, credentials) = match &emulator {
                 Some((handle, own)) => {
                     let config = self.attempts.apply(crate::ecs::ClientConfig {
@@ -177,7 +191,7 @@ impl ImportArgs {
                 }
             };
             prepared.push(Prepared {
-                name: name_of(&object),
+                name,
                 object,
                 client,
                 credentials: Arc::new(credentials),

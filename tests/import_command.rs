@@ -246,6 +246,7 @@ async fn a_secret_document_is_the_access_key_of_the_import_that_names_it() {
             ),
             import("with-secret", "  credentialsSecretRef:\n    name: keys\n"),
             import("from-environment", ""),
+            import("typo", "  credentialsSecretRef:\n    name: key\n"),
         ]
         .join("---\n"),
     )
@@ -269,7 +270,7 @@ async fn a_secret_document_is_the_access_key_of_the_import_that_names_it() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "one import failed: {stderr}");
     let statuses = statuses(&output);
-    assert_eq!(statuses.len(), 2, "{statuses:?}");
+    assert_eq!(statuses.len(), 3, "{statuses:?}");
     assert_eq!(statuses[0]["name"], "default/with-secret");
     assert_eq!(statuses[0]["status"]["phase"], "Available", "{stderr}");
     assert_eq!(statuses[1]["name"], "default/from-environment");
@@ -279,6 +280,24 @@ async fn a_secret_document_is_the_access_key_of_the_import_that_names_it() {
     );
     assert!(
         stderr.contains("default/from-environment: refused: InvalidAccessKeyId.NotFound"),
+        "{stderr}"
+    );
+    // Where each key comes from is said before anything starts; a Secret the file does not
+    // hold (a typo) is a warning, and that import uses the environment's key.
+    assert!(
+        stderr
+            .contains("using the AccessKey of Secret keys in the file import=default/with-secret"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "WARN ecs_image_operator::import: credentialsSecretRef names Secret key, which the \
+             file does not hold: using the credentials of the environment import=default/typo"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(
+        statuses[2]["status"]["lastError"]["code"], "InvalidAccessKeyId.NotFound",
         "{stderr}"
     );
     assert!(
