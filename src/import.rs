@@ -81,6 +81,10 @@ pub struct ImportArgs {
     /// The ECS attempt timeout and attempts per call (also with `--emulator`).
     #[command(flatten)]
     pub attempts: crate::cli::AttemptArgs,
+    /// Most ECS requests per second per AccessKey and endpoint, shared by every import of the
+    /// file (0 for no limit; with `--emulator` the default is no limit).
+    #[arg(long, env = "ECS_IMAGE_OPERATOR_RATE_LIMIT")]
+    pub rate_limit: Option<u32>,
 }
 
 /// Why a one-shot import could not run (what ECS says about the import is not an error here: it
@@ -103,7 +107,6 @@ struct Prepared {
     /// Namespace/name, as rows and printed documents name it.
     name: String,
     object: ImageImport,
-    client: EcsClient,
     credentials: Arc<CredentialProvider>,
 }
 
@@ -138,6 +141,32 @@ impl ImportArgs {
         } else {
             None
         };
+        // One client for every import of the run: one rate budget per AccessKey and endpoint,
+        // as for `run`, however many imports the file holds (regional endpoints are chosen per
+        // call, by each import's region).
+        let rate_limit = self.rate_limit.unwrap_or(match self.emulator {
+            true => 0,
+            false => crate::ecs::client::DEFAULT_RATE_LIMIT,
+        });
+        let ecs_args = crate::cli::EcsArgs {
+            region: String::new(),
+            endpoints: self.endpoints.clone(),
+            rate_limit,
+            timeout_seconds: self.attempts.ecs_timeout_seconds,
+            max_attempts: self.attempts.ecs_max_attempts,
+            output: None,
+        };
+        let client = match &emulator {
+            Some((handle, _)) => EcsClient::new(
+                self.attempts.apply(crate::ecs::ClientConfig {
+                    endpoint: crate::ecs::endpoint::EcsEndpoint::override_url(&handle.url())
+                        .map_err(EcsError::Endpoint)?,
+                    rate_limit: std::num::NonZeroU32::new(rate_limit),
+                    ..crate::ecs::ClientConfig::default()
+                }),
+            )?,
+            None => EcsClient::new(ecs_args.client_config()?)?,
+        };
         let mut prepared = Vec::new();
         for (object, secret) in objects {
             // Where each import's AccessKey comes from, said up front: a credentialsSecretRef
@@ -154,46 +183,17 @@ impl ImportArgs {
                 ),
                 SecretDocument::NotNamed => {}
             }
-            let (client, credentials) = match &emulator {
-                Some((handle, own)) => {
-                    let config = self.attempts.apply(crate::ecs::ClientConfig {
-                        endpoint: crate::ecs::endpoint::EcsEndpoint::override_url(&handle.url())
-                            .map_err(EcsError::Endpoint)?,
-                        rate_limit: None,
-                        ..crate::ecs::ClientConfig::default()
-                    });
-                    let credentials = match secret {
-                        SecretDocument::Found { credentials, .. } => credentials,
-                        _ => own.clone(),
-                    };
-                    (
-                        EcsClient::new(config)?,
-                        CredentialProvider::fixed(credentials),
-                    )
+            let credentials = match (secret, &emulator) {
+                (SecretDocument::Found { credentials, .. }, _) => {
+                    CredentialProvider::fixed(credentials)
                 }
-                None => {
-                    let args = crate::cli::EcsArgs {
-                        region: object.spec.region_id.clone(),
-                        endpoints: self.endpoints.clone(),
-                        rate_limit: crate::ecs::client::DEFAULT_RATE_LIMIT,
-                        timeout_seconds: self.attempts.ecs_timeout_seconds,
-                        max_attempts: self.attempts.ecs_max_attempts,
-                        output: None,
-                    };
-                    let credentials = match secret {
-                        SecretDocument::Found { credentials, .. } => {
-                            CredentialProvider::fixed(credentials)
-                        }
-                        // The Secret document comes first in the list of sources tried.
-                        other => args.credentials_after(other.tried().into_iter().collect())?,
-                    };
-                    (EcsClient::new(args.client_config()?)?, credentials)
-                }
+                (_, Some((_, own))) => CredentialProvider::fixed(own.clone()),
+                // The Secret document comes first in the list of sources tried.
+                (other, None) => ecs_args.credentials_after(other.tried().into_iter().collect())?,
             };
             prepared.push(Prepared {
                 name,
                 object,
-                client,
                 credentials: Arc::new(credentials),
             });
         }
@@ -224,7 +224,7 @@ impl ImportArgs {
             futures::future::join_all(prepared.iter().enumerate().map(|(row, import)| {
                 one_shot::follow(
                     Follow {
-                        ecs: &import.client,
+                        ecs: &client,
                         credentials: Arc::clone(&import.credentials),
                         transfers: &transfers,
                         board: &board,
@@ -260,8 +260,7 @@ impl ImportArgs {
             let region = import.object.spec.region_id.as_str();
             let cancelled = match (ending, running_task(&status), self.keep_on_interrupt) {
                 (Ending::Interrupted, Some(task), false) => Some(
-                    import
-                        .client
+                    client
                         .cancel(&import.credentials, region, &task)
                         .await
                         .map(|_| ())

@@ -762,3 +762,117 @@ async fn a_spec_the_api_server_would_refuse_is_refused_before_any_ecs_call() {
     }
     assert_eq!(handle.stats().requests, 0, "no ECS call was made");
 }
+
+/// Issue 17 parts 2 and 4: Ctrl-C with two imports running cancels both tasks and says so for
+/// each (exit 130).
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_with_two_imports_cancels_both_tasks() {
+    let handle = slow_emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("two.yaml");
+    let import = |name: &str| {
+        format!(
+            "apiVersion: ecs.image-import.dev/v1alpha1\nkind: ImageImport\nmetadata:\n  name: {name}\n\
+             spec:\n  regionId: cn-hangzhou\n  diskDeviceMappings:\n    \
+             - ossBucket: images-hz\n      ossObject: ubuntu-22.04.qcow2\n"
+        )
+    };
+    std::fs::write(&manifest, [import("left"), import("right")].join("---\n")).unwrap();
+    let url = handle.url();
+    let child = Command::new(env!("CARGO_BIN_EXE_ecs-image-operator"))
+        .args(["import", "--poll-interval-seconds", "1", "-f"])
+        .arg(&manifest)
+        .args(["--ecs-endpoint", &url, "--sts-endpoint", &url])
+        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", emulator_support::AK_ID)
+        .env(
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+            emulator_support::AK_SECRET,
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while handle.stats().calls("ImportImage") < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ECS never saw both imports"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    for name in ["default/left", "default/right"] {
+        assert!(
+            stderr.contains(&format!("{name}: interrupted: cancelled import task t-")),
+            "{name}: {stderr}"
+        );
+    }
+    assert_eq!(handle.stats().calls("CancelTask"), 2);
+    assert_eq!(statuses(&output).len(), 2, "a status document each");
+}
+
+/// Issue 17 part 2: the imports of one file share one rate budget per AccessKey (one client), so
+/// a file of several imports asks ECS no faster than one would.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_imports_of_a_file_share_one_rate_budget() {
+    let handle = emulator_support::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("three.yaml");
+    let import = |name: &str| {
+        format!(
+            "apiVersion: ecs.image-import.dev/v1alpha1\nkind: ImageImport\nmetadata:\n  name: {name}\n\
+             spec:\n  regionId: cn-hangzhou\n  diskDeviceMappings:\n    \
+             - ossBucket: images-hz\n      ossObject: ubuntu-22.04.qcow2\n"
+        )
+    };
+    std::fs::write(
+        &manifest,
+        [import("a"), import("b"), import("c")].join("---\n"),
+    )
+    .unwrap();
+    let url = handle.url();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_ecs-image-operator"))
+            .args([
+                "import",
+                "--poll-interval-seconds",
+                "1",
+                "--rate-limit",
+                "2",
+                "-f",
+            ])
+            .arg(&manifest)
+            .args(["--ecs-endpoint", &url, "--sts-endpoint", &url])
+            .env("ALIBABA_CLOUD_ACCESS_KEY_ID", emulator_support::AK_ID)
+            .env(
+                "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+                emulator_support::AK_SECRET,
+            )
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let stats = handle.stats();
+    assert_eq!(stats.calls("ImportImage"), 3);
+    // A budget of 2 a second (a burst of 2): at most 4 in any wall-clock second of the
+    // emulator's count, where three clients would have sent the first passes' 9 or more at once.
+    let busiest = stats.per_second.iter().copied().max().unwrap_or(0);
+    assert!(
+        busiest <= 4,
+        "{busiest} requests in one second: {:?}",
+        stats.per_second
+    );
+}
