@@ -131,6 +131,44 @@ async fn delete_image_asks_on_a_terminal_and_says_plainly_when_there_is_nothing_
         "nothing was deleted"
     );
 
+    // With JSON logs the question and the answer's note are JSON events, on a terminal too.
+    let line = format!(
+        "{binary} --log-format json ecs delete-image {image} --region cn-hangzhou --ecs-endpoint {url}"
+    );
+    let asked = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .env("ALIBABA_CLOUD_ACCESS_KEY_ID", emulator_support::AK_ID)
+            .env(
+                "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+                emulator_support::AK_SECRET,
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        child.stdin.take().unwrap().write_all(b"n\n").unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    let said = String::from_utf8_lossy(&asked.stdout);
+    for wanted in ["? [y/N]", "not deleted"] {
+        let line = said
+            .lines()
+            .find(|line| line.contains(wanted))
+            .unwrap_or_else(|| panic!("{wanted:?} not in {said}"));
+        let event: serde_json::Value = serde_json::from_str(line.trim())
+            .unwrap_or_else(|e| panic!("not a JSON event ({e}): {line:?}"));
+        assert!(
+            event["message"].as_str().unwrap().contains(wanted),
+            "{event}"
+        );
+    }
+    assert_eq!(handle.stats().calls("DeleteImage"), 0);
+
     // --yes (or no terminal) deletes; a second time there is nothing, said plainly, exit 0.
     let run = |yes: bool| {
         let (url, image) = (url.clone(), image.clone());

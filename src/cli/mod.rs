@@ -402,7 +402,10 @@ impl EcsCommand {
                 force,
                 yes,
             } => {
-                if !yes && std::io::stdin().is_terminal() && !confirmed(&image_id, &ecs.region) {
+                if !yes
+                    && std::io::stdin().is_terminal()
+                    && !confirmed(&image_id, &ecs.region, log_format)
+                {
                     say("not deleted");
                     return Ok(ExitCode::FAILURE);
                 }
@@ -451,11 +454,18 @@ fn eprintln_plain(line: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
-/// Asks on the terminal whether to delete the image; only `y` or `yes` says so.
-fn confirmed(image_id: &str, region: &str) -> bool {
-    let mut err = std::io::stderr().lock();
-    let _ = write!(err, "delete image {image_id} in {region}? [y/N] ");
-    let _ = err.flush();
+/// Asks on the terminal whether to delete the image; only `y` or `yes` says so. With JSON logs
+/// the question is a log event too, so standard error stays JSON only.
+fn confirmed(image_id: &str, region: &str, log_format: LogFormat) -> bool {
+    let question = format!("delete image {image_id} in {region}? [y/N]");
+    match log_format {
+        LogFormat::Text => {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "{question} ");
+            let _ = err.flush();
+        }
+        LogFormat::Json => tracing::warn!("{question}"),
+    }
     let mut answer = String::new();
     if std::io::stdin().lock().read_line(&mut answer).is_err() {
         return false;
