@@ -91,15 +91,10 @@ async fn answers_print_as_a_table_json_or_yaml() {
     assert_eq!(value["Images"][0]["ImageId"], image.as_str());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn delete_image_asks_on_a_terminal_and_says_plainly_when_there_is_nothing_to_delete() {
-    let (handle, image) = with_an_image().await;
-    let url = handle.url();
-    // On a terminal, "n" keeps the image.
-    let binary = env!("CARGO_BIN_EXE_ecs-image-operator");
-    let line =
-        format!("{binary} ecs delete-image {image} --region cn-hangzhou --ecs-endpoint {url}");
-    let asked = tokio::task::spawn_blocking(move || {
+/// Runs the shell command `line` on a terminal (`script` gives it a pty) with the emulator's key,
+/// typing `answer`; what the terminal showed is its stdout.
+async fn answered_on_a_terminal(line: String, answer: &'static [u8]) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
         let mut child = Command::new("script")
             .args(["-qec", &line, "/dev/null"])
             .env("ALIBABA_CLOUD_ACCESS_KEY_ID", emulator_support::AK_ID)
@@ -113,11 +108,26 @@ async fn delete_image_asks_on_a_terminal_and_says_plainly_when_there_is_nothing_
             .spawn()
             .unwrap();
         use std::io::Write as _;
-        child.stdin.take().unwrap().write_all(b"n\n").unwrap();
+        child.stdin.take().unwrap().write_all(answer).unwrap();
         child.wait_with_output().unwrap()
     })
     .await
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_image_asks_on_a_terminal_and_says_plainly_when_there_is_nothing_to_delete() {
+    let (handle, image) = with_an_image().await;
+    let url = handle.url();
+    // On a terminal, "n" keeps the image.
+    let binary = env!("CARGO_BIN_EXE_ecs-image-operator");
+    let line =
+        format!("{binary} ecs delete-image {image} --region cn-hangzhou --ecs-endpoint {url}");
+    let asked = answered_on_a_terminal(
+        line, b"n
+",
+    )
+    .await;
     let said = String::from_utf8_lossy(&asked.stdout);
     assert!(
         said.contains(&format!("delete image {image} in cn-hangzhou? [y/N]"))
@@ -135,25 +145,11 @@ async fn delete_image_asks_on_a_terminal_and_says_plainly_when_there_is_nothing_
     let line = format!(
         "{binary} --log-format json ecs delete-image {image} --region cn-hangzhou --ecs-endpoint {url}"
     );
-    let asked = tokio::task::spawn_blocking(move || {
-        let mut child = Command::new("script")
-            .args(["-qec", &line, "/dev/null"])
-            .env("ALIBABA_CLOUD_ACCESS_KEY_ID", emulator_support::AK_ID)
-            .env(
-                "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-                emulator_support::AK_SECRET,
-            )
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write as _;
-        child.stdin.take().unwrap().write_all(b"n\n").unwrap();
-        child.wait_with_output().unwrap()
-    })
-    .await
-    .unwrap();
+    let asked = answered_on_a_terminal(
+        line, b"n
+",
+    )
+    .await;
     let said = String::from_utf8_lossy(&asked.stdout);
     for wanted in ["? [y/N]", "not deleted"] {
         let line = said

@@ -16,6 +16,31 @@ fn import(file: &std::path::Path) -> Output {
         .unwrap()
 }
 
+/// `import -f manifest` against the emulator at `url` (the test's own, reached with
+/// `--ecs-endpoint`, not `--emulator`), with that emulator's key in the environment.
+fn import_at(url: &str, manifest: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ecs-image-operator"));
+    command
+        .args(["import", "--poll-interval-seconds", "1", "-f"])
+        .arg(manifest)
+        .args(["--ecs-endpoint", url, "--sts-endpoint", url])
+        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", emulator_support::AK_ID)
+        .env(
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+            emulator_support::AK_SECRET,
+        );
+    command
+}
+
+/// An ImageImport `name` of the test emulator's `images-hz/ubuntu-22.04.qcow2`.
+fn ubuntu(name: &str) -> String {
+    format!(
+        "apiVersion: ecs.image-import.dev/v1alpha1\nkind: ImageImport\nmetadata:\n  name: {name}\n\
+         spec:\n  regionId: cn-hangzhou\n  diskDeviceMappings:\n    \
+         - ossBucket: images-hz\n      ossObject: ubuntu-22.04.qcow2\n"
+    )
+}
+
 fn status(output: &Output) -> serde_json::Value {
     let text = String::from_utf8(output.stdout.clone()).unwrap();
     let value: serde_json::Value = serde_saphyr::from_str(&text)
@@ -397,19 +422,7 @@ async fn a_second_run_of_the_same_manifest_finds_the_image_and_imports_nothing()
     )
     .unwrap();
     let run = |manifest: std::path::PathBuf, url: String| {
-        tokio::task::spawn_blocking(move || {
-            Command::new(env!("CARGO_BIN_EXE_ecs-image-operator"))
-                .args(["import", "--poll-interval-seconds", "1", "-f"])
-                .arg(&manifest)
-                .args(["--ecs-endpoint", &url, "--sts-endpoint", &url])
-                .env("ALIBABA_CLOUD_ACCESS_KEY_ID", emulator_support::AK_ID)
-                .env(
-                    "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-                    emulator_support::AK_SECRET,
-                )
-                .output()
-                .unwrap()
-        })
+        tokio::task::spawn_blocking(move || import_at(&url, &manifest).output().unwrap())
     };
     let first = run(manifest.clone(), handle.url()).await.unwrap();
     let stderr = String::from_utf8_lossy(&first.stderr);
@@ -550,16 +563,8 @@ async fn run_slow_import(
     )
     .unwrap();
     let url = handle.url();
-    let child = Command::new(env!("CARGO_BIN_EXE_ecs-image-operator"))
-        .args(["import", "--poll-interval-seconds", "1", "-f"])
-        .arg(&manifest)
-        .args(["--ecs-endpoint", &url, "--sts-endpoint", &url])
+    let child = import_at(&url, &manifest)
         .args(extra)
-        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", emulator_support::AK_ID)
-        .env(
-            "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-            emulator_support::AK_SECRET,
-        )
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -737,21 +742,9 @@ async fn a_spec_the_api_server_would_refuse_is_refused_before_any_ecs_call() {
         let file = dir.path().join(format!("case-{index}.yaml"));
         std::fs::write(&file, manifest).unwrap();
         let url = handle.url();
-        let output = tokio::task::spawn_blocking(move || {
-            Command::new(env!("CARGO_BIN_EXE_ecs-image-operator"))
-                .args(["import", "-f"])
-                .arg(&file)
-                .args(["--ecs-endpoint", &url, "--sts-endpoint", &url])
-                .env("ALIBABA_CLOUD_ACCESS_KEY_ID", emulator_support::AK_ID)
-                .env(
-                    "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-                    emulator_support::AK_SECRET,
-                )
-                .output()
-                .unwrap()
-        })
-        .await
-        .unwrap();
+        let output = tokio::task::spawn_blocking(move || import_at(&url, &file).output().unwrap())
+            .await
+            .unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(1), "case {index}: {stderr}");
         assert!(
@@ -770,24 +763,10 @@ async fn ctrl_c_with_two_imports_cancels_both_tasks() {
     let handle = slow_emulator().await;
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("two.yaml");
-    let import = |name: &str| {
-        format!(
-            "apiVersion: ecs.image-import.dev/v1alpha1\nkind: ImageImport\nmetadata:\n  name: {name}\n\
-             spec:\n  regionId: cn-hangzhou\n  diskDeviceMappings:\n    \
-             - ossBucket: images-hz\n      ossObject: ubuntu-22.04.qcow2\n"
-        )
-    };
+    let import = ubuntu;
     std::fs::write(&manifest, [import("left"), import("right")].join("---\n")).unwrap();
     let url = handle.url();
-    let child = Command::new(env!("CARGO_BIN_EXE_ecs-image-operator"))
-        .args(["import", "--poll-interval-seconds", "1", "-f"])
-        .arg(&manifest)
-        .args(["--ecs-endpoint", &url, "--sts-endpoint", &url])
-        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", emulator_support::AK_ID)
-        .env(
-            "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-            emulator_support::AK_SECRET,
-        )
+    let child = import_at(&url, &manifest)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -828,13 +807,7 @@ async fn the_imports_of_a_file_share_one_rate_budget() {
     let handle = emulator_support::start().await;
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("three.yaml");
-    let import = |name: &str| {
-        format!(
-            "apiVersion: ecs.image-import.dev/v1alpha1\nkind: ImageImport\nmetadata:\n  name: {name}\n\
-             spec:\n  regionId: cn-hangzhou\n  diskDeviceMappings:\n    \
-             - ossBucket: images-hz\n      ossObject: ubuntu-22.04.qcow2\n"
-        )
-    };
+    let import = ubuntu;
     std::fs::write(
         &manifest,
         [import("a"), import("b"), import("c")].join("---\n"),
@@ -842,22 +815,8 @@ async fn the_imports_of_a_file_share_one_rate_budget() {
     .unwrap();
     let url = handle.url();
     let output = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_ecs-image-operator"))
-            .args([
-                "import",
-                "--poll-interval-seconds",
-                "1",
-                "--rate-limit",
-                "2",
-                "-f",
-            ])
-            .arg(&manifest)
-            .args(["--ecs-endpoint", &url, "--sts-endpoint", &url])
-            .env("ALIBABA_CLOUD_ACCESS_KEY_ID", emulator_support::AK_ID)
-            .env(
-                "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-                emulator_support::AK_SECRET,
-            )
+        import_at(&url, &manifest)
+            .args(["--rate-limit", "2"])
             .output()
             .unwrap()
     })
