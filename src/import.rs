@@ -24,7 +24,8 @@ use self::board::{Board, Style};
 use self::manifest::{ManifestError, Planned, SecretDocument};
 use self::one_shot::{Ending, Follow, Followed};
 use crate::api::image_import::{ImageImport, ImageImportStatus, Phase};
-use crate::ecs::{CredentialProvider, EcsClient, EcsError};
+use crate::ecs::{CredentialProvider, Credentials, EcsClient, EcsError};
+use crate::emulator::EmulatorHandle;
 
 /// Options of a one-shot import.
 #[derive(Debug, Args)]
@@ -126,77 +127,9 @@ impl ImportArgs {
 
         // Everything is set up before the first ECS call: a missing credential or a bad
         // endpoint stops the run with nothing started.
-        let emulator = if self.emulator {
-            let keys: Vec<_> = objects
-                .iter()
-                .filter_map(|(_, secret)| match secret {
-                    SecretDocument::Found { credentials, .. } => Some(credentials.clone()),
-                    _ => None,
-                })
-                .collect();
-            let specs: Vec<&ImageImport> = objects.iter().map(|(object, _)| object).collect();
-            let (handle, own) = emulated::start(&specs, &keys, self.time_scale).await?;
-            tracing::info!(url = %handle.url(), time_scale = self.time_scale, "emulator started");
-            Some((handle, own))
-        } else {
-            None
-        };
-        // One client for every import of the run: one rate budget per AccessKey and endpoint,
-        // as for `run`, however many imports the file holds (regional endpoints are chosen per
-        // call, by each import's region).
-        let rate_limit = self.rate_limit.unwrap_or(match self.emulator {
-            true => 0,
-            false => crate::ecs::client::DEFAULT_RATE_LIMIT,
-        });
-        let ecs_args = crate::cli::EcsArgs {
-            region: String::new(),
-            endpoints: self.endpoints.clone(),
-            rate_limit,
-            timeout_seconds: self.attempts.ecs_timeout_seconds,
-            max_attempts: self.attempts.ecs_max_attempts,
-            output: None,
-        };
-        let client = match &emulator {
-            Some((handle, _)) => EcsClient::new(
-                self.attempts.apply(crate::ecs::ClientConfig {
-                    endpoint: crate::ecs::endpoint::EcsEndpoint::override_url(&handle.url())
-                        .map_err(EcsError::Endpoint)?,
-                    rate_limit: std::num::NonZeroU32::new(rate_limit),
-                    ..crate::ecs::ClientConfig::default()
-                }),
-            )?,
-            None => EcsClient::new(ecs_args.client_config()?)?,
-        };
-        let mut prepared = Vec::new();
-        for (object, secret) in objects {
-            // Where each import's AccessKey comes from, said up front: a credentialsSecretRef
-            // whose Secret the file does not hold (a typo, often) falls back to the environment.
-            let name = name_of(&object);
-            match &secret {
-                SecretDocument::Found { name: secret, .. } => {
-                    tracing::info!(import = %name, "using the AccessKey of Secret {secret} in the file");
-                }
-                SecretDocument::NotInFile(secret) => tracing::warn!(
-                    import = %name,
-                    "credentialsSecretRef names Secret {secret}, which the file does not hold: \
-                     using the credentials of the environment"
-                ),
-                SecretDocument::NotNamed => {}
-            }
-            let credentials = match (secret, &emulator) {
-                (SecretDocument::Found { credentials, .. }, _) => {
-                    CredentialProvider::fixed(credentials)
-                }
-                (_, Some((_, own))) => CredentialProvider::fixed(own.clone()),
-                // The Secret document comes first in the list of sources tried.
-                (other, None) => ecs_args.credentials_after(other.tried().into_iter().collect())?,
-            };
-            prepared.push(Prepared {
-                name,
-                object,
-                credentials: Arc::new(credentials),
-            });
-        }
+        let emulator = self.start_emulator(&objects).await?;
+        let (client, ecs_args) = self.client(emulator.as_ref())?;
+        let prepared = prepare(objects, emulator.as_ref(), &ecs_args)?;
 
         let poll = if self.emulator {
             Duration::from_millis(200)
@@ -241,42 +174,14 @@ impl ImportArgs {
         let mut board = board.into_inner().unwrap_or_else(PoisonError::into_inner);
         board.close();
 
-        // Ctrl-C cancels what it started, unless asked not to.
         let mut documents = Vec::new();
         let mut interrupted = false;
         let mut all_available = true;
-        for (
-            row,
-            (
-                import,
-                Followed {
-                    mut status,
-                    ending,
-                    earlier,
-                },
-            ),
-        ) in prepared.iter().zip(followed).enumerate()
-        {
-            let region = import.object.spec.region_id.as_str();
-            let cancelled = match (ending, running_task(&status), self.keep_on_interrupt) {
-                (Ending::Interrupted, Some(task), false) => Some(
-                    client
-                        .cancel(&import.credentials, region, &task)
-                        .await
-                        .map(|_| ())
-                        .map_err(|error| crate::explain::explain(&error)),
-                ),
-                _ => None,
-            };
-            report::one_shot_message(&mut status);
-            if let Some(line) = earlier {
-                board.say(row, &line, false);
-            }
-            for line in report::ending_lines(&status, ending, region, cancelled) {
-                board.say(row, &line, true);
-            }
-            interrupted |= ending == Ending::Interrupted;
+        for (row, (import, followed)) in prepared.iter().zip(followed).enumerate() {
+            interrupted |= followed.ending == Ending::Interrupted;
+            let status = self.end(&client, import, followed, &mut board, row).await;
             all_available &= status.phase == Some(Phase::Available);
+            let region = import.object.spec.region_id.as_str();
             let name = several.then_some(import.name.as_str());
             documents.push(
                 serde_saphyr::to_string(&report::printed(&status, region, name))
@@ -297,6 +202,97 @@ impl ImportArgs {
         } else {
             ExitCode::FAILURE
         })
+    }
+
+    /// With `--emulator`, the emulator of every import of the file, knowing the AccessKeys of
+    /// its Secret documents, and the key it made for the imports that bring none.
+    async fn start_emulator(
+        &self,
+        objects: &[(ImageImport, SecretDocument)],
+    ) -> Result<Option<(EmulatorHandle, Credentials)>, ImportError> {
+        if !self.emulator {
+            return Ok(None);
+        }
+        let keys: Vec<Credentials> = objects
+            .iter()
+            .filter_map(|(_, secret)| match secret {
+                SecretDocument::Found { credentials, .. } => Some(credentials.clone()),
+                _ => None,
+            })
+            .collect();
+        let specs: Vec<&ImageImport> = objects.iter().map(|(object, _)| object).collect();
+        let (handle, own) = emulated::start(&specs, &keys, self.time_scale).await?;
+        tracing::info!(url = %handle.url(), time_scale = self.time_scale, "emulator started");
+        Ok(Some((handle, own)))
+    }
+
+    /// One client for every import of the run: one rate budget per AccessKey and endpoint, as
+    /// for `run`, however many imports the file holds (regional endpoints are chosen per call,
+    /// by each import's region). Also the ECS settings the environment's credentials are read
+    /// with.
+    fn client(
+        &self,
+        emulator: Option<&(EmulatorHandle, Credentials)>,
+    ) -> Result<(EcsClient, crate::cli::EcsArgs), ImportError> {
+        let rate_limit = self.rate_limit.unwrap_or(match self.emulator {
+            true => 0,
+            false => crate::ecs::client::DEFAULT_RATE_LIMIT,
+        });
+        let ecs_args = crate::cli::EcsArgs {
+            region: String::new(),
+            endpoints: self.endpoints.clone(),
+            rate_limit,
+            timeout_seconds: self.attempts.ecs_timeout_seconds,
+            max_attempts: self.attempts.ecs_max_attempts,
+            output: None,
+        };
+        let config = match emulator {
+            Some((handle, _)) => self.attempts.apply(crate::ecs::ClientConfig {
+                endpoint: crate::ecs::endpoint::EcsEndpoint::override_url(&handle.url())
+                    .map_err(EcsError::Endpoint)?,
+                rate_limit: std::num::NonZeroU32::new(rate_limit),
+                ..crate::ecs::ClientConfig::default()
+            }),
+            None => ecs_args.client_config()?,
+        };
+        Ok((EcsClient::new(config)?, ecs_args))
+    }
+
+    /// What is said once an import stopped: Ctrl-C cancels the task it left running (unless
+    /// `--keep-on-interrupt`), an earlier run that made the image is named, and an ending that
+    /// is not `Available` says what to do now. Returns the status to print.
+    async fn end(
+        &self,
+        client: &EcsClient,
+        import: &Prepared,
+        followed: Followed,
+        board: &mut Board,
+        row: usize,
+    ) -> ImageImportStatus {
+        let Followed {
+            mut status,
+            ending,
+            earlier,
+        } = followed;
+        let region = import.object.spec.region_id.as_str();
+        let cancelled = match (ending, running_task(&status), self.keep_on_interrupt) {
+            (Ending::Interrupted, Some(task), false) => Some(
+                client
+                    .cancel(&import.credentials, region, &task)
+                    .await
+                    .map(|_| ())
+                    .map_err(|error| crate::explain::explain(&error)),
+            ),
+            _ => None,
+        };
+        report::one_shot_message(&mut status);
+        if let Some(line) = earlier {
+            board.say(row, &line, false);
+        }
+        for line in report::ending_lines(&status, ending, region, cancelled) {
+            board.say(row, &line, true);
+        }
+        status
     }
 
     /// The resource as the engine sees it outside Kubernetes: namespace defaulted, a stable UID
@@ -331,6 +327,45 @@ fn name_of(object: &ImageImport) -> String {
         object.metadata.namespace.as_deref().unwrap_or("default"),
         object.metadata.name.as_deref().unwrap_or_default()
     )
+}
+
+/// Each import with its credentials: the AccessKey of its Secret document, the emulator's key,
+/// or the environment's (the Secret document first in the list of sources tried when none
+/// works). Where each comes from is said up front: a credentialsSecretRef whose Secret the file
+/// does not hold (a typo, often) falls back to the environment, with a warning.
+fn prepare(
+    objects: Vec<(ImageImport, SecretDocument)>,
+    emulator: Option<&(EmulatorHandle, Credentials)>,
+    ecs_args: &crate::cli::EcsArgs,
+) -> Result<Vec<Prepared>, ImportError> {
+    let mut prepared = Vec::new();
+    for (object, secret) in objects {
+        let name = name_of(&object);
+        match &secret {
+            SecretDocument::Found { name: secret, .. } => {
+                tracing::info!(import = %name, "using the AccessKey of Secret {secret} in the file");
+            }
+            SecretDocument::NotInFile(secret) => tracing::warn!(
+                import = %name,
+                "credentialsSecretRef names Secret {secret}, which the file does not hold: \
+                 using the credentials of the environment"
+            ),
+            SecretDocument::NotNamed => {}
+        }
+        let credentials = match (secret, emulator) {
+            (SecretDocument::Found { credentials, .. }, _) => {
+                CredentialProvider::fixed(credentials)
+            }
+            (_, Some((_, own))) => CredentialProvider::fixed(own.clone()),
+            (other, None) => ecs_args.credentials_after(other.tried().into_iter().collect())?,
+        };
+        prepared.push(Prepared {
+            name,
+            object,
+            credentials: Arc::new(credentials),
+        });
+    }
+    Ok(prepared)
 }
 
 /// The import task still running in ECS, if any.
