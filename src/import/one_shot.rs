@@ -62,7 +62,7 @@ pub struct Follow<'a, P> {
     pub poll: Duration,
     /// When to stop waiting.
     pub timeout: Duration,
-    /// Turns true on Ctrl-C.
+    /// Turns true on Ctrl-C (a channel closed without it, no handler, never interrupts).
     pub interrupt: watch::Receiver<bool>,
 }
 
@@ -108,7 +108,7 @@ pub async fn follow<P: EcsPort>(how: Follow<'_, P>, object: &ImageImport) -> Fol
     loop {
         let stepped = tokio::select! {
             stepped = engine::step(&shell, &object) => stepped,
-            _ = interrupt.wait_for(|stop| *stop) => return interrupted(&object),
+            Ok(_) = interrupt.wait_for(|stop| *stop) => return interrupted(&object),
         };
         let Ok(plan) = stepped;
         let status = plan.status;
@@ -138,7 +138,7 @@ pub async fn follow<P: EcsPort>(how: Follow<'_, P>, object: &ImageImport) -> Fol
         object.status = Some(status);
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
-            _ = interrupt.wait_for(|stop| *stop) => return interrupted(&object),
+            Ok(_) = interrupt.wait_for(|stop| *stop) => return interrupted(&object),
         }
     }
 }
