@@ -95,11 +95,15 @@ fn a_ten_megabyte_description_is_refused_by_its_max_length() {
     let mut object = minimal();
     object["spec"]["description"] = Value::from("a".repeat(10 << 20));
     let refusal = refusal(object);
-    assert_eq!(refusal.fields(), ["spec.description"]);
+    // A blocking error: the CEL rules are not evaluated, and the refusal says so, as
+    // kube-apiserver's does.
+    assert_eq!(refusal.fields(), ["spec.description", "<nil>"]);
     assert_eq!(
         refusal.to_string(),
-        "The ImageImport \"ubuntu-2204\" is invalid: spec.description: Too long: may not be more \
-         than 256 bytes"
+        "The ImageImport \"ubuntu-2204\" is invalid: \n\
+         * spec.description: Too long: may not be more than 256 bytes\n\
+         * <nil>: Invalid value: \"null\": some validation rules were not checked because the object \
+         was invalid; correct the existing errors to complete validation"
     );
 }
 
@@ -176,4 +180,27 @@ fn a_schema_whose_rules_do_not_compile_is_an_error_not_a_panic() {
             other => panic!("{broken}: {other:?}"),
         }
     }
+}
+
+#[test]
+fn a_pattern_error_does_not_keep_the_cel_rules_from_being_evaluated() {
+    // Not a blocking error (kube-apiserver evaluates the rules after it): both are said.
+    let mut object = minimal();
+    object["spec"]["diskDeviceMappings"][0]["ossBucket"] = json!("Not_A_Bucket");
+    object["spec"]["platform"] = json!("Ubuntu");
+    object["spec"]["osType"] = json!("windows");
+    let refusal = refusal(object);
+    let text = refusal.to_string();
+    assert!(
+        text.contains("spec.diskDeviceMappings[0].ossBucket"),
+        "{text}"
+    );
+    assert!(
+        text.contains("a Linux platform needs osType linux"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("some validation rules were not checked"),
+        "{text}"
+    );
 }

@@ -286,6 +286,28 @@ fn cases() -> Vec<(String, Vec<Step>, bool)> {
             false,
         ),
         (
+            // A schema error and a CEL rule's error in one object.
+            "a description too long and a Linux platform with osType windows",
+            edit(
+                "  imageName:",
+                &format!(
+                    "  description: {}\n  platform: Ubuntu\n  osType: windows\n  imageName:",
+                    "d".repeat(300)
+                ),
+            ),
+            false,
+        ),
+        (
+            // A pattern error does not keep the rules from being evaluated.
+            "a bucket name with capitals and a Linux platform with osType windows",
+            edit(
+                "  imageName:",
+                "  platform: Ubuntu\n  osType: windows\n  imageName:",
+            )
+            .replace("ossBucket: ", "ossBucket: Capital"),
+            false,
+        ),
+        (
             "an unknown field (pruned)",
             edit("  imageName:", "  imageNmae: typo\n  imageName:"),
             true,

@@ -721,7 +721,7 @@ async fn a_spec_the_api_server_would_refuse_is_refused_before_any_ecs_call() {
                 "spec:\n",
                 &format!("spec:\n  description: {}\n", "a".repeat(10 << 20)),
             ),
-            "is invalid: spec.description: Too long: may not be more than 256 bytes",
+            "spec.description: Too long: may not be more than 256 bytes",
         ),
         (
             minimal.replace(

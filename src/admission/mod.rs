@@ -142,7 +142,34 @@ pub struct Admission {
     context: kube_cel::RootContext,
     version: String,
     status_subresource: bool,
+    /// The schema has CEL rules somewhere (skipped, and said to be, when the schema refuses).
+    has_rules: bool,
 }
+
+/// Whether `schema` has an `x-kubernetes-validations` rule anywhere.
+fn has_rules(schema: &Value) -> bool {
+    match schema {
+        Value::Object(map) => map.iter().any(|(key, value)| {
+            (key == "x-kubernetes-validations" && value.as_array().is_some_and(|r| !r.is_empty()))
+                || has_rules(value)
+        }),
+        Value::Array(items) => items.iter().any(has_rules),
+        _ => false,
+    }
+}
+
+/// The schema errors after which kube-apiserver does not evaluate the CEL rules.
+/// (An unsupported enum value is not one: seen on kube-apiserver 1.28.7, `tests/envtest_crd.rs`.)
+const BLOCKING: [&str; 4] = [
+    "FieldValueTypeInvalid",
+    "FieldValueRequired",
+    "FieldValueTooLong",
+    "FieldValueTooMany",
+];
+
+/// What kube-apiserver adds when schema errors kept it from evaluating the CEL rules.
+const RULES_NOT_CHECKED: &str = "Invalid value: \"null\": some validation rules were not checked \
+    because the object was invalid; correct the existing errors to complete validation";
 
 impl fmt::Debug for Admission {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -164,6 +191,7 @@ impl Admission {
         };
         Self {
             compiled: kube_cel::compile_schema(&schema),
+            has_rules: has_rules(&schema),
             schema,
             validator: kube_cel::Validator::new(),
             context: kube_cel::RootContext {
@@ -226,7 +254,13 @@ impl Admission {
         }
         *object = kube_cel::apply_defaults(&self.schema, object);
         let mut causes = schema::validate(&self.schema, object);
-        if causes.is_empty() {
+        // As kube-apiserver: after a blocking schema error (a wrong type, a missing value, too
+        // long, too many) the rules are not evaluated, and the refusal says so; after other
+        // schema errors (a pattern, an enum, a minimum) they are, and add theirs.
+        let blocked = causes
+            .iter()
+            .any(|cause| BLOCKING.contains(&cause.reason.as_str()));
+        if !blocked {
             causes.extend(cel::validate(
                 &self.validator,
                 &self.compiled,
@@ -234,6 +268,8 @@ impl Admission {
                 object,
                 old,
             ));
+        } else if self.has_rules {
+            causes.push(Cause::new("FieldValueInvalid", "<nil>", RULES_NOT_CHECKED));
         }
         if causes.is_empty() {
             Ok(())

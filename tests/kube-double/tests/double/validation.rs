@@ -96,13 +96,23 @@ async fn types_required_and_special_keywords() {
     body["spec"]["diskSizeGiB"] = json!("ten");
     let (code, status) = create_raw(&client, body, "").await;
     assert_eq!(code, 422);
+    // A blocking error: the CEL rules are not evaluated, and kube-apiserver says so.
     assert_eq!(
         causes(&status),
-        [(
-            "FieldValueTypeInvalid".to_owned(),
-            "spec.diskSizeGiB".to_owned(),
-            "Invalid value: \"string\": spec.diskSizeGiB in body must be of type integer: \"string\"".to_owned()
-        )]
+        [
+            (
+                "FieldValueTypeInvalid".to_owned(),
+                "spec.diskSizeGiB".to_owned(),
+                "Invalid value: \"string\": spec.diskSizeGiB in body must be of type integer: \"string\"".to_owned()
+            ),
+            (
+                "FieldValueInvalid".to_owned(),
+                "<nil>".to_owned(),
+                "Invalid value: \"null\": some validation rules were not checked because the \
+                 object was invalid; correct the existing errors to complete validation"
+                    .to_owned()
+            )
+        ]
     );
     let mut body = image_import("t");
     body.as_object_mut().unwrap().remove("spec");
@@ -110,7 +120,9 @@ async fn types_required_and_special_keywords() {
     assert_eq!(code, 422);
     assert_eq!(
         status["message"],
-        "ImageImport.ecs.image-import.dev \"t\" is invalid: spec: Required value"
+        "ImageImport.ecs.image-import.dev \"t\" is invalid: [spec: Required value, <nil>: Invalid \
+         value: \"null\": some validation rules were not checked because the object was invalid; \
+         correct the existing errors to complete validation]"
     );
 
     // int-or-string, nullable, preserve-unknown-fields, and pruning of unknown fields.
@@ -137,7 +149,7 @@ async fn types_required_and_special_keywords() {
     );
     assert_eq!(
         status.message,
-        "ImageImport.ecs.image-import.dev \"ok\" is invalid: status.startedAt: Invalid value: \"yesterday\": status.startedAt in body must be of type date-time: \"yesterday\""
+        "ImageImport.ecs.image-import.dev \"ok\" is invalid: [status.startedAt: Invalid value: \"yesterday\": status.startedAt in body must be of type date-time: \"yesterday\", <nil>: Invalid value: \"null\": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation]"
     );
     let good_time = json!({"status": {"startedAt": "2026-11-28T16:22:16.123456Z"}});
     api.patch_status("ok", &PatchParams::default(), &Patch::Merge(&good_time))
