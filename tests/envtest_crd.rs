@@ -308,6 +308,15 @@ fn cases() -> Vec<(String, Vec<Step>, bool)> {
             false,
         ),
         (
+            // A missing value with a CEL error: the rules are not evaluated.
+            "no regionId and a Linux platform with osType windows",
+            edit(
+                "  regionId: cn-hangzhou\n",
+                "  platform: Ubuntu\n  osType: windows\n",
+            ),
+            false,
+        ),
+        (
             "an unknown field (pruned)",
             edit("  imageName:", "  imageNmae: typo\n  imageName:"),
             true,
