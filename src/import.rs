@@ -24,6 +24,7 @@ use self::board::{Board, Style};
 use self::manifest::{ManifestError, Planned, SecretDocument};
 use self::one_shot::{Ending, Follow, Followed};
 use crate::api::image_import::{ImageImport, ImageImportStatus, Phase};
+use crate::cli::LogFormat;
 use crate::ecs::{CredentialProvider, Credentials, EcsClient, EcsError};
 use crate::emulator::EmulatorHandle;
 
@@ -113,9 +114,9 @@ struct Prepared {
 
 impl ImportArgs {
     /// Runs every import of the file to its end, side by side, and prints their final status as
-    /// YAML on standard output (one document each). `json_log` draws the progress as JSON
-    /// events, so standard error stays JSON only.
-    pub async fn run(self, json_log: bool) -> Result<ExitCode, ImportError> {
+    /// YAML on standard output (one document each). With `LogFormat::Json` the progress is
+    /// drawn as JSON events, so standard error stays JSON only.
+    pub async fn run(self, log_format: LogFormat) -> Result<ExitCode, ImportError> {
         crate::ecs::ensure_tls_provider();
         let manifest = manifest::read(&self.file)?;
         let several = manifest.imports.len() > 1;
@@ -144,7 +145,7 @@ impl ImportArgs {
         let transfers = crate::upload::Transfers::new(uploads);
         let board = Mutex::new(Board::new(
             prepared.iter().map(|p| p.name.clone()).collect(),
-            Style::for_stderr(json_log),
+            Style::for_stderr(log_format == LogFormat::Json),
         ));
         let (interrupt, interrupted) = tokio::sync::watch::channel(false);
         let ctrl_c = tokio::spawn(async move {

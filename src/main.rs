@@ -34,10 +34,7 @@ async fn main() -> ExitCode {
         Command::Crd => print_crd(),
         Command::Ecs(command) => command.run(log_format).await.map_err(Into::into),
         Command::Emulator(args) => args.run().await.map_err(Into::into),
-        Command::Import(args) => args
-            .run(log_format == LogFormat::Json)
-            .await
-            .map_err(Into::into),
+        Command::Import(args) => args.run(log_format).await.map_err(Into::into),
     };
     match result {
         Ok(code) => code,

@@ -553,15 +553,7 @@ async fn run_slow_import(
 ) -> Output {
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("slow.yaml");
-    std::fs::write(
-        &manifest,
-        format!(
-            "apiVersion: ecs.image-import.dev/v1alpha1\nkind: ImageImport\nmetadata:\n  name: {name}\n\
-             spec:\n  regionId: cn-hangzhou\n  diskDeviceMappings:\n    \
-             - ossBucket: images-hz\n      ossObject: ubuntu-22.04.qcow2\n"
-        ),
-    )
-    .unwrap();
+    std::fs::write(&manifest, ubuntu(name)).unwrap();
     let url = handle.url();
     let child = import_at(&url, &manifest)
         .args(extra)
@@ -570,24 +562,33 @@ async fn run_slow_import(
         .spawn()
         .unwrap();
     if interrupt {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while handle.stats().calls("ImportImage") == 0 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "ECS never saw the import"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-        let sent = Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
+        interrupt_once_imported(handle, &child, 1).await;
     }
     tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap()
+}
+
+/// Sends SIGINT to `child` once ECS has accepted `imports` imports (and a poll has followed).
+async fn interrupt_once_imported(
+    handle: &ecs_image_operator::emulator::EmulatorHandle,
+    child: &std::process::Child,
+    imports: u64,
+) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while handle.stats().calls("ImportImage") < imports {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ECS never saw {imports} imports"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
 }
 
 /// An emulator whose imports take about two real minutes.
@@ -763,28 +764,14 @@ async fn ctrl_c_with_two_imports_cancels_both_tasks() {
     let handle = slow_emulator().await;
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("two.yaml");
-    let import = ubuntu;
-    std::fs::write(&manifest, [import("left"), import("right")].join("---\n")).unwrap();
+    std::fs::write(&manifest, [ubuntu("left"), ubuntu("right")].join("---\n")).unwrap();
     let url = handle.url();
     let child = import_at(&url, &manifest)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while handle.stats().calls("ImportImage") < 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "ECS never saw both imports"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    let sent = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
+    interrupt_once_imported(&handle, &child, 2).await;
     let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap();
@@ -807,10 +794,9 @@ async fn the_imports_of_a_file_share_one_rate_budget() {
     let handle = emulator_support::start().await;
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("three.yaml");
-    let import = ubuntu;
     std::fs::write(
         &manifest,
-        [import("a"), import("b"), import("c")].join("---\n"),
+        [ubuntu("a"), ubuntu("b"), ubuntu("c")].join("---\n"),
     )
     .unwrap();
     let url = handle.url();
